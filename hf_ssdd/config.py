@@ -1,0 +1,187 @@
+"""Typed configuration: dataclass defaults < `--config file.yaml` < `--key value` on the command line.
+
+Every stage of hf-ssdd is driven by one dataclass. `parse_config` turns a command line into it with
+`transformers.HfArgumentParser`; the YAML file is spliced in *before* the user's own arguments, so argparse
+type-checks both the same way and the command line wins. Unknown keys are errors, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+C = TypeVar("C")
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration mistake; the message names the value and the fix."""
+
+
+@dataclass
+class SourceConfig:
+    """Where the real images come from and how they are turned into tensors."""
+
+    dataset: str = field(
+        default="fashion_mnist",
+        metadata={"help": "Hub dataset id, local folder (imagefolder / parquet / save_to_disk), or built-in name."},
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Dataset configuration name on the Hub."})
+    dataset_revision: str | None = field(default=None, metadata={"help": "Git revision of the Hub dataset."})
+    split: str = field(default="train", metadata={"help": "Split to read (labels, if any, are ignored)."})
+    image_column: str | None = field(default=None, metadata={"help": "Image column; default: the first image column."})
+    max_samples: int | None = field(default=None, metadata={"help": "Use only the first N images of the split."})
+    resolution: int | None = field(
+        default=None, metadata={"help": "Side of the square images, pixels; default: the dataset's own size."}
+    )
+    channels: int | None = field(
+        default=None, metadata={"help": "1 (grey) or 3 (RGB); default: the dataset's own channels."}
+    )
+    mean: list[float] | None = field(
+        default=None, metadata={"help": "Per-channel normalisation mean in [0, 1]; default: measured on the data."}
+    )
+    std: list[float] | None = field(
+        default=None, metadata={"help": "Per-channel normalisation std; default: measured on the data."}
+    )
+
+    def __post_init__(self):
+        _check_positive(self, "max_samples", "resolution")
+        if self.channels not in (None, 1, 3):
+            raise ConfigError(f"channels={self.channels} is not supported; use 1 (grey) or 3 (RGB).")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None and self.channels is not None and len(value) not in (1, self.channels):
+                raise ConfigError(f"{name}={value} has {len(value)} values; give 1 or channels={self.channels}.")
+        if self.std is not None and min(self.std) <= 0:
+            raise ConfigError(f"std={self.std} must be positive.")
+
+
+@dataclass
+class DistillConfig(SourceConfig):
+    """KRR-ST distillation. Defaults are the paper's CIFAR-100 protocol (see DESIGN.md, section 1)."""
+
+    teacher: str | None = field(
+        default=None,
+        metadata={"help": "Teacher: transformers vision encoder, Hub id or local path (e.g. from train-teacher)."},
+    )
+    teacher_revision: str | None = field(default=None, metadata={"help": "Git revision of the Hub teacher."})
+    teacher_pooling: str = field(
+        default="auto", metadata={"help": "How the teacher gives one vector: auto, cls, pooler or mean."}
+    )
+    output_dir: str = field(default="distilled", metadata={"help": "Folder of the distilled Hub dataset."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Allow writing into a non-empty output_dir."})
+    num_synthetic: int = field(default=1000, metadata={"help": "Number m of synthetic images."})
+    learner_depth: int = field(default=3, metadata={"help": "Conv blocks of the ConvNet learner (3: ConvNet-3)."})
+    learner_width: int = field(default=128, metadata={"help": "Channels of the first block; doubled per block."})
+    learner_norm: str = field(default="batch", metadata={"help": "Normalisation layer: batch, instance or none."})
+    learner_pooling: str = field(default="avg", metadata={"help": "2x2 pooling after each block: avg or max."})
+    max_steps: int = field(default=160_000, metadata={"help": "Outer (distillation) steps."})
+    batch_size: int = field(default=1024, metadata={"help": "Real images per outer step, over all processes."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Adam learning rate for images and targets."})
+    final_lr_ratio: float = field(default=1e-3, metadata={"help": "Learning rate at the last step, relative."})
+    max_grad_norm: float | None = field(default=None, metadata={"help": "Clip the outer gradient to this norm."})
+    ridge: float = field(default=1e-6, metadata={"help": "KRR regulariser lambda, relative to tr(K_ss)."})
+    pool_size: int = field(default=10, metadata={"help": "Number l of learners in the model pool."})
+    pool_steps: int = field(default=1000, metadata={"help": "U: online steps before a pool learner is reset."})
+    pool_learning_rate: float = field(default=0.1, metadata={"help": "SGD learning rate of pool learners."})
+    pool_momentum: float = field(default=0.9, metadata={"help": "SGD momentum of pool learners."})
+    pool_weight_decay: float = field(default=1e-3, metadata={"help": "SGD weight decay of pool learners."})
+    crop_padding: int = field(default=4, metadata={"help": "Random-crop padding of real images, pixels (0: off)."})
+    flip: bool = field(default=True, metadata={"help": "Random horizontal flip of real images."})
+    feature_chunk_size: int = field(default=512, metadata={"help": "Images per forward chunk (memory, not math)."})
+    seed: int = field(default=0, metadata={"help": "Seed of every random choice of the run."})
+    save_steps: int = field(default=1000, metadata={"help": "Write a checkpoint every N steps."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Keep only the newest N checkpoints."})
+    logging_steps: int = field(default=10, metadata={"help": "Log loss and learning rate every N steps."})
+    report_to: str = field(default="auto", metadata={"help": "Trackers: auto (tensorboard if installed), none, ..."})
+    resume_from_checkpoint: str | None = field(
+        default=None, metadata={"help": "Checkpoint folder to resume from, or 'latest' in output_dir."}
+    )
+    push_to_hub: str | None = field(default=None, metadata={"help": "Hub dataset repo id to upload the result to."})
+    private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_positive(
+            self, "num_synthetic", "learner_depth", "learner_width", "max_steps", "batch_size", "learning_rate",
+            "final_lr_ratio", "ridge", "pool_size", "pool_steps", "pool_learning_rate", "feature_chunk_size",
+            "save_steps", "logging_steps", "max_grad_norm", "save_total_limit",
+        )
+        if self.pool_steps < 2:
+            raise ConfigError(f"pool_steps={self.pool_steps}: warm-up is drawn from [1, pool_steps); use >= 2.")
+        if self.crop_padding < 0:
+            raise ConfigError(f"crop_padding={self.crop_padding} must be >= 0.")
+        _check_choice(self, "learner_norm", ("batch", "instance", "none"))
+        _check_choice(self, "learner_pooling", ("avg", "max"))
+        _check_choice(self, "teacher_pooling", ("auto", "cls", "pooler", "mean"))
+
+
+def _check_positive(cfg, *names):
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{name}={value} must be positive.")
+
+
+def _check_choice(cfg, name, choices):
+    if getattr(cfg, name) not in choices:
+        raise ConfigError(f"{name}={getattr(cfg, name)!r} is not one of {', '.join(choices)}.")
+
+
+def load_yaml(path: str | Path, config_cls: type) -> dict[str, Any]:
+    """Read a YAML config and reject keys that `config_cls` does not have."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist.")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a mapping of key: value, not {type(values).__name__}.")
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in {path}; valid keys: {', '.join(sorted(known))}.")
+    return values
+
+
+def _as_argv(values: dict[str, Any]) -> list[str]:
+    """`{'max_steps': 10, 'mean': [0.5]}` -> `['--max_steps', '10', '--mean', '0.5']` (nulls left out)."""
+    argv = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        items = value if isinstance(value, (list, tuple)) else [value]
+        argv += [f"--{key}", *(str(v) for v in items)]
+    return argv
+
+
+def parse_config(config_cls: type[C], argv: list[str] | None = None, prog: str | None = None) -> C:
+    """Build `config_cls` from defaults, then `--config FILE.yaml`, then the remaining `--key value` pairs."""
+    from transformers import HfArgumentParser
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, rest = pre.parse_known_args(argv)
+
+    parser = HfArgumentParser(config_cls, prog=prog, description=(config_cls.__doc__ or "").strip())
+    parser.add_argument("--config", help="YAML file of defaults; command-line arguments override it.")
+    yaml_values = load_yaml(known.config, config_cls) if known.config else {}
+    parser.set_defaults(**{k: None for k, v in yaml_values.items() if v is None})
+    namespace, unknown = parser.parse_known_args(_as_argv(yaml_values) + rest)
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    kwargs = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(config_cls) if f.init}
+    try:
+        return config_cls(**kwargs)
+    except ConfigError as err:
+        parser.error(str(err))
+
+
+def save_config(cfg, path: str | Path) -> None:
+    """Write the resolved config as YAML, loadable again with `--config`."""
+    Path(path).write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
