@@ -189,7 +189,7 @@ def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     if c == 1 and channels == 3:
         return images.expand(-1, 3, -1, -1)
     if c == 3 and channels == 1:
-        luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        luma = torch.tensor([0.299, 0.587, 0.114], device=images.device).view(1, 3, 1, 1)
         grey = (images.float() * luma).sum(1, keepdim=True)
         return grey.round().clamp(0, 255).to(images.dtype) if images.dtype == torch.uint8 else grey
     raise ConfigError(f"cannot convert images with {c} channels to {channels}.")

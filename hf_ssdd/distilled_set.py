@@ -1,0 +1,331 @@
+"""The distilled set as a Hub dataset: `m` synthetic images, their learned targets, and a card that says where they
+came from.
+
+A saved set is a folder in Hub dataset layout; the same folder may also hold the run's `checkpoint-N/` and `runs/`,
+which the loader never reads because the card's `configs` point it at `data/` only:
+
+    output_dir/
+    ├── data/train-00000-of-00001.parquet  # columns image (uint8), pixel_values (C, H, W), target (d,)
+    ├── README.md                          # the card: YAML metadata (configs, features, provenance) and prose
+    ├── preview.png                        # grid of the synthetic images
+    └── distill_config.yaml                # the resolved config of the run
+
+`datasets.load_dataset(output_dir, split="train")` gives `pixel_values` and `target` back bit for bit;
+`DistilledSet.load` also reads the normalisation and the provenance back from the card.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .config import ConfigError, save_config
+from .data import Normalization
+
+DATA_FILE = "data/train-00000-of-00001.parquet"
+DATA_FILES = "data/train-*.parquet"
+TAGS = ("dataset-distillation", "self-supervised", "hf-ssdd")
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
+SNIPPET_PLACEHOLDER = "<repo_id or folder>"
+LEARNER_KEYS = ("depth", "width", "norm", "pooling")  # ConvNet arguments recorded in metadata["learner"]
+
+
+@dataclass
+class DistilledSet:
+    """`m` synthetic images in the learner's normalised space and their learned targets.
+
+    `save(folder)` writes it as a Hub dataset, `DistilledSet.load(folder or repo id)` reads it back.
+
+    Example:
+        >>> distilled = DistilledSet(torch.randn(10, 1, 28, 28), torch.randn(10, 64), (0.29,), (0.35,))
+        >>> distilled.images().dtype, distilled.images().shape  # viewable pixels (m, C, H, W)
+        (torch.uint8, torch.Size([10, 1, 28, 28]))
+    """
+
+    pixel_values: torch.Tensor  # (m, C, H, W) float32, normalised space
+    targets: torch.Tensor  # (m, d) float32
+    mean: tuple[float, ...]  # normalisation: pixels in [0, 1] = pixel_values * std + mean, per channel
+    std: tuple[float, ...]
+    metadata: dict = field(default_factory=dict)  # provenance and hyperparameters, JSON-serialisable
+
+    def images(self) -> torch.Tensor:
+        """uint8 `(m, C, H, W)`: de-normalised, clipped to [0, 1] and rounded to 8 bits, for viewing only."""
+        pixels = Normalization(tuple(self.mean), tuple(self.std)).denormalize(self.pixel_values.detach().cpu().float())
+        return (pixels * 255).round().clamp(0, 255).to(torch.uint8)
+
+    def to_dataset(self):
+        """A `datasets.Dataset` of `m` rows: `image` (mode L or RGB), `pixel_values` `(C, H, W)`, `target` `(d,)`."""
+        import datasets
+
+        images = self.images().permute(0, 2, 3, 1).numpy()  # (m, H, W, C), as PIL wants it
+        if images.shape[-1] == 1:
+            images = images[..., 0]  # (m, H, W): grey images stay grey (mode L)
+        columns = {
+            "image": list(images),
+            "pixel_values": self.pixel_values.detach().cpu().float().numpy(),
+            "target": self.targets.detach().cpu().float().numpy(),
+        }
+        return datasets.Dataset.from_dict(columns, features=self._features())
+
+    def _features(self):
+        import datasets
+
+        return datasets.Features(
+            {
+                "image": datasets.Image(),
+                "pixel_values": datasets.Array3D(tuple(self.pixel_values.shape[1:]), "float32"),
+                "target": datasets.List(datasets.Value("float32"), length=self.targets.shape[1]),
+            }
+        )
+
+    def save(self, output_dir: str | Path, config=None) -> Path:
+        """Write the set into `output_dir` in Hub dataset layout (see the module docstring); return the folder.
+
+        Every file is written under a temporary name and then renamed, so a crash leaves the old file or the new one,
+        never half of one. The card comes last, so it never describes data that is not there. Anything else in
+        `output_dir` (checkpoints, logs) is left alone. `config` (a dataclass) is saved as `distill_config.yaml`.
+        """
+        output_dir = Path(output_dir)
+        (output_dir / DATA_FILE).parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(output_dir / DATA_FILE, lambda path: self.to_dataset().to_parquet(str(path)))
+        _write_atomic(output_dir / "preview.png", self.save_preview)
+        if config is not None:
+            _write_atomic(output_dir / "distill_config.yaml", lambda path: save_config(config, path))
+        _write_atomic(output_dir / "README.md", lambda path: path.write_text(render_card(self)))
+        return output_dir
+
+    @classmethod
+    def load(cls, path_or_repo_id: str | Path, revision: str | None = None, split: str = "train") -> "DistilledSet":
+        """Read a set written by `save` (or pushed to the Hub) back: tensors from the data, the rest from the card."""
+        import datasets
+
+        ds = datasets.load_dataset(str(path_or_repo_id), split=split, revision=revision)
+        missing = [column for column in ("pixel_values", "target") if column not in ds.column_names]
+        if missing:
+            raise ConfigError(
+                f"{path_or_repo_id} has no {' or '.join(map(repr, missing))} column (it has "
+                f"{', '.join(ds.column_names)}); give a distilled set saved by hf-ssdd."
+            )
+        card = _card_block(path_or_repo_id, revision)
+        data = ds.with_format("torch", columns=["pixel_values", "target"])[:]
+        return cls(data["pixel_values"], data["target"], tuple(card["mean"]), tuple(card["std"]), card["metadata"])
+
+    def save_preview(self, path: str | Path, max_images: int = 100) -> None:
+        """Save the first `max_images` images as one PNG grid, each tile upscaled so small images are visible."""
+        from PIL import Image
+
+        grid = image_grid(self.images()[:max_images])  # (C, H', W')
+        Image.fromarray(grid.permute(1, 2, 0).squeeze(-1).numpy()).save(path, format="PNG")
+
+
+def image_grid(images: torch.Tensor, min_tile: int = 64, gap: int = 2) -> torch.Tensor:
+    """uint8 `(n, C, H, W)` -> one uint8 image `(C, rows * (s*H + gap) + gap, cols * (s*W + gap) + gap)`.
+
+    Tiles sit on a near-square grid with white gaps, each scaled by the smallest integer `s` (nearest neighbour, so
+    pixels stay sharp) that makes it at least `min_tile` pixels a side.
+    """
+    n, c, h, w = images.shape
+    scale = math.ceil(min_tile / min(h, w))
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    tiles = images.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)  # (n, C, sH, sW)
+    tiles = torch.cat([tiles, tiles.new_full((rows * cols - n, *tiles.shape[1:]), 255)])
+    tiles = F.pad(tiles, (0, gap, 0, gap), value=255)  # (rows * cols, C, sH + gap, sW + gap)
+    th, tw = tiles.shape[2:]
+    grid = tiles.view(rows, cols, c, th, tw).permute(2, 0, 3, 1, 4).reshape(c, rows * th, cols * tw)
+    return F.pad(grid, (gap, 0, gap, 0), value=255)
+
+
+def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """`write(temporary path)`, then rename it over `path`: readers see the old file or the new one, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _card_block(path_or_repo_id: str | Path, revision: str | None) -> dict:
+    """The card's `hf_ssdd` block (`mean`, `std`, `metadata`), from a local folder or a Hub dataset repo."""
+    from huggingface_hub import DatasetCard, hf_hub_download
+
+    local = Path(path_or_repo_id)
+    if local.is_dir():
+        card_path = local / "README.md"
+    else:
+        card_path = hf_hub_download(str(path_or_repo_id), "README.md", repo_type="dataset", revision=revision)
+    block = DatasetCard.load(card_path).data.get("hf_ssdd") if Path(card_path).is_file() else None
+    if block is None:
+        raise ConfigError(
+            f"{path_or_repo_id} has no card with an hf_ssdd block (normalisation, provenance); "
+            "give a distilled set saved by hf-ssdd."
+        )
+    return block
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The card
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def render_card(distilled: DistilledSet) -> str:
+    """The text of `README.md`: YAML metadata the Hub and `datasets` read, then prose for people."""
+    return f"---\n{_card_data(distilled).to_yaml()}\n---\n\n{_card_text(distilled)}"
+
+
+def _card_data(distilled: DistilledSet):
+    """Hub metadata; `configs` keeps the loader on `data/`, `hf_ssdd` holds what `DistilledSet.load` needs back."""
+    from datasets import DatasetInfo, SplitDict, SplitInfo
+    from datasets.info import DatasetInfosDict
+    from huggingface_hub import DatasetCardData
+
+    m = len(distilled.pixel_values)
+    data = DatasetCardData(
+        license="unknown",  # the source dataset's licence applies; set it before publishing
+        pretty_name=_title(distilled),
+        tags=list(TAGS),
+        task_categories=["image-feature-extraction"],
+        size_categories=[_size_category(m)],
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": DATA_FILES}]}],
+        hf_ssdd={
+            "mean": [float(v) for v in distilled.mean],
+            "std": [float(v) for v in distilled.std],
+            "metadata": json.loads(json.dumps(distilled.metadata)),  # plain lists and dicts: safe YAML
+        },
+    )
+    info = DatasetInfo(features=distilled._features(), splits=SplitDict({"train": SplitInfo("train", num_examples=m)}))
+    DatasetInfosDict({"default": info}).to_dataset_card_data(data)
+    return data
+
+
+def _size_category(m: int) -> str:
+    return next((name for bound, name in SIZE_CATEGORIES if m < bound), "n>1M")
+
+
+def _title(distilled: DistilledSet) -> str:
+    source = distilled.metadata.get("source", {}).get("id")
+    return f"{source or 'Distilled set'}: {len(distilled.pixel_values)} synthetic images (KRR-ST)"
+
+
+def _describe(values: dict, templates: dict[str, str]) -> str:
+    """Fill in the templates of the keys `values` has, e.g. "`x`, split `train`": a card shows what was recorded."""
+    parts = [template.format(values[key]) for key, template in templates.items() if values.get(key) is not None]
+    return ", ".join(parts) or "—"
+
+
+def _number(value, spec: str = ".6g") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _card_text(distilled: DistilledSet) -> str:
+    md = distilled.metadata
+    m, c, h, w = distilled.pixel_values.shape
+    d = distilled.targets.shape[1]
+    source, teacher, learner = md.get("source", {}), md.get("teacher", {}), md.get("learner", {})
+    hyperparameters = md.get("hyperparameters", {})
+    wall_time = md.get("wall_time_s")
+    provenance = {
+        "Source dataset": _describe(
+            source,
+            {"id": "`{}`", "config": "config `{}`", "revision": "revision `{}`", "split": "split `{}`",
+             "image_column": "column `{}`", "num_images": "{} images"},
+        ),
+        "Teacher": _describe(
+            teacher,
+            {"id": "`{}`", "revision": "revision `{}`", "model_type": "type `{}`", "pooling": "pooling `{}`",
+             "dim": "{}-d", "image_size": "sees {} px"},
+        ),
+        "Normalisation": f"mean `{list(distilled.mean)}`, std `{list(distilled.std)}`",
+        "Synthetic set": f"m = {m} images of {c} × {h} × {w}, targets of dimension {d}",
+        "Learner": "ConvNet, " + _describe(learner, {key: f"{key} `{{}}`" for key in LEARNER_KEYS}),
+        "Seed": _number(md.get("seed"), "d"),
+        "Steps": _number(md.get("steps"), "d"),
+        "Loss (initial → final)": f"{_number(md.get('initial_loss'))} → {_number(md.get('final_loss'))}",
+        "Wall time": "—" if wall_time is None else f"{wall_time / 60:.1f} min",
+        "hf-ssdd version": md.get("library_version", "—"),
+    }
+    provenance_rows = "\n".join(f"| {name} | {value} |" for name, value in provenance.items())
+    hyperparameter_rows = "\n".join(f"| `{name}` | `{value}` |" for name, value in hyperparameters.items())
+    learner_args = "".join(f", {key}={learner[key]!r}" for key in LEARNER_KEYS if key in learner)
+    return f"""# {_title(distilled)}
+
+A **self-supervised distilled set**: {m} synthetic images, each with a learned {d}-dimensional target, made with
+hf-ssdd by KRR-ST, kernel ridge regression on self-supervised targets (Lee et al., ICLR 2024,
+[arXiv:2310.06511](https://arxiv.org/abs/2310.06511)). Pre-training a network to regress `target` from
+`pixel_values` by mean squared error stands in for self-supervised pre-training on the whole source dataset: the
+network learns to mimic the teacher's representation, then transfers to other tasks by fine-tuning. No labels were
+used.
+
+![preview](preview.png)
+
+## Columns
+
+| column | type | meaning |
+|---|---|---|
+| `pixel_values` | float32 `({c}, {h}, {w})` | the synthetic image exactly as optimised, in normalised space |
+| `target` | float32 `({d},)` | its learned target representation |
+| `image` | uint8 image | `pixel_values * std + mean`, clipped and rounded, for viewing only; train on `pixel_values` |
+
+## Usage
+
+```python
+import torch
+from datasets import load_dataset
+
+data = load_dataset("{SNIPPET_PLACEHOLDER}", split="train").with_format("torch")[:]
+x, y = data["pixel_values"], data["target"]  # ({m}, {c}, {h}, {w}), ({m}, {d}) float32
+```
+
+Pre-train a learner on it by MSE (the paper's recipe: SGD lr 0.1, momentum 0.9, weight decay 1e-3, batch 256,
+1000 epochs), then fine-tune `learner.embed` on your task:
+
+```python
+from hf_ssdd.learners import ConvNet
+
+learner = ConvNet(channels={c}, resolution={h}{learner_args}, out_features={d})
+optimizer = torch.optim.SGD(learner.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+for epoch in range(1000):
+    for batch in torch.randperm(len(x)).split(256):
+        loss = torch.nn.functional.mse_loss(learner(x[batch]), y[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+```
+
+## Provenance
+
+| | |
+|---|---|
+{provenance_rows}
+
+## Hyperparameters
+
+| name | value |
+|---|---|
+{hyperparameter_rows or "| — | not recorded |"}
+
+## Licence
+
+The synthetic images are derived from the source dataset: its licence applies (the `license` field above is a
+placeholder until you set it).
+
+## Citation
+
+```bibtex
+@inproceedings{{lee2024selfsupervised,
+  title     = {{Self-Supervised Dataset Distillation for Transfer Learning}},
+  author    = {{Lee, Dong Bok and Lee, Seanie and Ko, Joonho and Kawaguchi, Kenji and Lee, Juho and Hwang, Sung Ju}},
+  booktitle = {{International Conference on Learning Representations}},
+  year      = {{2024}},
+  url       = {{https://arxiv.org/abs/2310.06511}}
+}}
+```
+"""

@@ -1,0 +1,244 @@
+"""The frozen teacher `g`: any `transformers` vision encoder -> one representation vector per image.
+
+The teacher only ever sees real (augmented) images, which arrive in [0, 1] pixel space at the distilled resolution.
+It converts them to the channels, side and normalisation of its own image processor, independently of the learner,
+and pools its output into one vector per image in the way its model family is meant to be read.
+
+    teacher = Teacher.from_pretrained("facebook/dinov2-small")
+    targets = teacher(images)  # (n, C, H, W) in [0, 1] -> (n, 384) float32, no grad
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ConfigError
+from .data import convert_channels
+
+PROBE_SIDE = 32  # side of the blank image that measures `dim` when the encoder has no fixed input size
+
+
+def _patches_in_order(encoder: nn.Module, pixel_values: torch.Tensor) -> dict:
+    """ViT-MAE shuffles patches by `argsort(noise)`, drawn from the global RNG unless given: ascending noise keeps
+    them in place, so two forwards agree exactly and the run's random stream is left alone."""
+    num_patches = encoder.embeddings.patch_embeddings.num_patches
+    noise = torch.arange(num_patches, dtype=torch.float32, device=pixel_values.device)
+    return {"noise": noise.expand(len(pixel_values), -1)}
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one `config.model_type` is read as a teacher."""
+
+    pooling: str  # what pooling="auto" resolves to
+    tower: str | None = None  # attribute holding the vision encoder of a vision-language model
+    config: dict = field(default_factory=dict)  # set on the config before the weights are loaded
+    inputs: Callable[[nn.Module, torch.Tensor], dict] | None = None  # extra keyword arguments of every forward
+
+
+FAMILIES = {
+    "vit": Family("cls"),
+    "deit": Family("cls"),
+    "vit_mae": Family("cls", config={"mask_ratio": 0.0}, inputs=_patches_in_order),
+    "dinov2": Family("pooler"),
+    "clip_vision_model": Family("pooler"),
+    "clip": Family("pooler", tower="vision_model"),
+    "siglip_vision_model": Family("pooler"),
+    "siglip": Family("pooler", tower="vision_model"),
+    "resnet": Family("pooler"),
+    "convnext": Family("pooler"),
+}
+OTHER_FAMILY = Family("mean")
+
+# pooling -> (output field, that field -> (n, d))
+POOLINGS = {
+    "cls": ("last_hidden_state", lambda h: h[:, 0]),  # (n, T, d) -> (n, d)
+    "pooler": ("pooler_output", lambda p: p.flatten(1)),  # (n, d) or (n, d, 1, 1) -> (n, d)
+    "mean": ("last_hidden_state", lambda h: h.mean(1) if h.ndim == 3 else h.mean((-2, -1))),  # tokens or (H, W)
+}
+
+
+class Teacher(nn.Module):
+    """Frozen transformers vision encoder -> one pooled vector per image.
+
+    It stays in eval mode whatever its parent does, and runs `chunk_size` images at a time so memory is bounded
+    however large the real batch. Outputs are computed under `no_grad` (not `inference_mode`) so that they can be
+    used as regression targets inside autograd graphs.
+
+    Example:
+        >>> teacher = Teacher.from_pretrained("google/vit-base-patch16-224-in21k")
+        >>> teacher(torch.rand(8, 1, 28, 28)).shape  # grey 28x28 -> RGB 224x224, CLS token
+        torch.Size([8, 768])
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        *,
+        name_or_path: str,
+        revision: str | None,
+        model_type: str,
+        pooling: str,
+        image_size: int | None,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        num_channels: int,
+        chunk_size: int = 256,
+    ):
+        super().__init__()
+        if pooling != "auto" and pooling not in POOLINGS:
+            raise ConfigError(f"teacher_pooling={pooling!r} is not one of auto, {', '.join(POOLINGS)}.")
+        family = FAMILIES.get(model_type, OTHER_FAMILY)
+        self.encoder = encoder.requires_grad_(False).eval()
+        self.name_or_path, self.revision, self.model_type = name_or_path, revision, model_type
+        self.pooling = family.pooling if pooling == "auto" else pooling
+        self.image_size, self.mean, self.std, self.num_channels = image_size, tuple(mean), tuple(std), num_channels
+        self.chunk_size = chunk_size
+        self._extra_inputs = family.inputs
+        # One blank image measures `dim`, and a pooling with nothing to read fails here rather than mid-run.
+        self.dim = self(torch.zeros(1, num_channels, image_size or PROBE_SIDE, image_size or PROBE_SIDE)).shape[1]
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str, revision: str | None = None, pooling: str = "auto", chunk_size: int = 256
+    ) -> Teacher:
+        """Load a vision encoder by Hub id or local folder, with the side and mean/std of its own image processor."""
+        from transformers import AutoConfig, AutoModel
+
+        name_or_path = str(name_or_path)
+        try:
+            config = AutoConfig.from_pretrained(name_or_path, revision=revision)
+        except (OSError, ValueError) as err:
+            raise _load_error(name_or_path, err) from err
+        vision_config = getattr(config, "vision_config", config)
+        if not hasattr(vision_config, "num_channels") and not hasattr(vision_config, "image_size"):
+            raise ConfigError(
+                f"teacher {name_or_path!r} is a {config.model_type!r} model without image input; "
+                "check --teacher (it must be a vision encoder)."
+            )
+        family = FAMILIES.get(config.model_type, OTHER_FAMILY)
+        for key, value in family.config.items():
+            setattr(config, key, value)
+        try:
+            model = AutoModel.from_pretrained(name_or_path, config=config, revision=revision)
+        except (OSError, ValueError) as err:
+            raise _load_error(name_or_path, err) from err
+        image_size, mean, std = _preprocessing(name_or_path, revision, vision_config)
+        return cls(
+            getattr(model, family.tower) if family.tower else model,
+            name_or_path=name_or_path,
+            revision=revision,
+            model_type=config.model_type,
+            pooling=pooling,
+            image_size=image_size,
+            mean=mean,
+            std=std,
+            num_channels=getattr(vision_config, "num_channels", 3),
+            chunk_size=chunk_size,
+        )
+
+    def train(self, mode: bool = True) -> Teacher:
+        """Stay in eval mode: a parent's `.train()` must not switch on dropout or batch statistics in the teacher."""
+        return super().train(False)
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """`(n, c, H, W)` pixels in [0, 1] -> `(n, num_channels, image_size, image_size)` as the encoder expects."""
+        parameter = next(self.encoder.parameters())
+        x = convert_channels(images.float(), self.num_channels).to(parameter.device)
+        side = self.image_size or x.shape[-1]
+        if x.shape[-2:] != (side, side):
+            x = F.interpolate(x, size=(side, side), mode="bilinear", antialias=side < x.shape[-1])
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return ((x - mean) / std).to(parameter.dtype)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """`(n, c, H, W)` pixels in [0, 1], c in {1, 3} -> `(n, dim)` float32 representations."""
+        return torch.cat([self._encode(self.preprocess(chunk)) for chunk in images.split(self.chunk_size)])
+
+    def _encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        extra = self._extra_inputs(self.encoder, pixel_values) if self._extra_inputs else {}
+        output = self.encoder(pixel_values=pixel_values, **extra)
+        name, pool = POOLINGS[self.pooling]
+        value = getattr(output, name, None)
+        vectors = None if value is None else pool(value)
+        if vectors is None or vectors.ndim != 2:
+            raise ConfigError(
+                f"teacher {self.name_or_path!r} ({self.model_type}) gives no {self.pooling!r} vector per image "
+                f"({name} is {None if value is None else tuple(value.shape)}); "
+                f"use another --teacher_pooling ({', '.join(p for p in POOLINGS if p != self.pooling)})."
+            )
+        return vectors.float()
+
+    def describe(self) -> dict:
+        """Provenance of the targets, for dataset cards."""
+        return {
+            "id": self.name_or_path,
+            "revision": self.revision,
+            "pooling": self.pooling,
+            "dim": self.dim,
+            "image_size": self.image_size,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "model_type": self.model_type,
+        }
+
+
+def _load_error(name_or_path: str, err: OSError | ValueError) -> ConfigError:
+    """One line for the user instead of a traceback from deep inside transformers."""
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    problem = (
+        "is neither a local folder nor a reachable Hub model"
+        if isinstance(err, OSError)
+        else "cannot be loaded by transformers.AutoModel"
+    )
+    return ConfigError(f"teacher {name_or_path!r} {problem} ({reason}); check --teacher.")
+
+
+def _side(size: int | dict, source: str) -> int:
+    """The side of a square image after an image processor's `size` or `crop_size` entry."""
+    if isinstance(size, int):
+        return size
+    for key in ("shortest_edge", "height"):
+        if isinstance(size, dict) and key in size:
+            return size[key]
+    raise ConfigError(f"size={size!r} in {source} is not understood; give an int, height/width or shortest_edge.")
+
+
+def _preprocessing(name_or_path: str, revision: str | None, vision_config) -> tuple[int | None, tuple, tuple]:
+    """`(side, mean, std)` of the encoder's own image processor, read from its preprocessor_config.json.
+
+    Read as plain JSON because AutoImageProcessor needs torchvision. Images are square, so resizing to `size` then
+    centre-cropping to `crop_size` is a resize to the crop side. `side` is None when the input size should be kept.
+    """
+    from transformers.utils import cached_file
+
+    try:
+        path = cached_file(
+            name_or_path, "preprocessor_config.json", revision=revision, _raise_exceptions_for_missing_entries=False
+        )
+    except OSError as err:
+        raise _load_error(name_or_path, err) from err
+    if path is None:
+        side = getattr(vision_config, "image_size", None)
+        warnings.warn(
+            f"teacher {name_or_path!r} has no preprocessor_config.json: feeding it "
+            f"{f'{side}x{side}' if side else 'the input size'}, normalised with mean 0.5 and std 0.5.",
+            stacklevel=3,
+        )
+        return side, (0.5,), (0.5,)
+    processor = json.loads(Path(path).read_text())
+    cropped = processor.get("do_center_crop") and "crop_size" in processor
+    side = _side(processor["crop_size"] if cropped else processor["size"], path)
+    if not processor.get("do_normalize", True):
+        return side, (0.0,), (1.0,)
+    return side, tuple(processor.get("image_mean", (0.5,))), tuple(processor.get("image_std", (0.5,)))

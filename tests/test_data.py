@@ -1,0 +1,122 @@
+"""The data path: sources, decoding, normalisation, batches and batched augmentation."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from hf_ssdd.config import ConfigError
+from hf_ssdd.data import (
+    FASHION_MNIST_DIR,
+    Augmentation,
+    Normalization,
+    batch_indices,
+    decode_images,
+    image_column,
+    load_source,
+    step_generator,
+)
+
+
+@pytest.fixture(scope="module")
+def rgb_folder(tmp_path_factory):
+    """An imagefolder of 12 RGB 10x10 PNGs in two classes."""
+    root = tmp_path_factory.mktemp("imagefolder")
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        (root / f"class{i % 2}").mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)).save(root / f"class{i % 2}" / f"{i}.png")
+    return root
+
+
+def test_imagefolder_decodes_to_uint8_tensor(rgb_folder):
+    ds = load_source(str(rgb_folder))
+    column = image_column(ds)
+    images, resolution, channels = decode_images(ds, column)
+    assert (images.shape, images.dtype, resolution, channels) == ((12, 3, 10, 10), torch.uint8, 10, 3)
+    first = np.asarray(ds[0][column].convert("RGB")).transpose(2, 0, 1)
+    assert torch.equal(images[0], torch.from_numpy(first))
+
+
+def test_resolution_and_channels_are_converted(rgb_folder):
+    ds = load_source(str(rgb_folder))
+    images, resolution, channels = decode_images(ds, "image", resolution=16, channels=1)
+    assert images.shape == (12, 1, 16, 16) and (resolution, channels) == (16, 1)
+
+
+def test_save_to_disk_and_parquet_folders_load(tmp_path):
+    import datasets
+
+    arrays = np.arange(4 * 6 * 6, dtype=np.uint8).reshape(4, 6, 6)
+    ds = datasets.Dataset.from_dict({"img": [Image.fromarray(a) for a in arrays]}, features=datasets.Features({"img": datasets.Image()}))
+    ds.save_to_disk(tmp_path / "disk")
+    (tmp_path / "parquet").mkdir()
+    ds.to_parquet(tmp_path / "parquet" / "train.parquet")
+    for path in (tmp_path / "disk", tmp_path / "parquet"):
+        loaded = load_source(str(path))
+        images, _, channels = decode_images(loaded, image_column(loaded))
+        assert channels == 1 and torch.equal(images[:, 0], torch.from_numpy(arrays))
+
+
+def test_unknown_dataset_and_missing_column_are_one_line_errors(rgb_folder):
+    with pytest.raises(ConfigError, match="no_such_dataset_xyz"):
+        load_source("/no/such/folder/no_such_dataset_xyz")
+    ds = load_source(str(rgb_folder))
+    with pytest.raises(ConfigError, match="image_column='pixels'.*image"):
+        image_column(ds, "pixels")
+    with pytest.raises(ConfigError, match="no image column"):
+        image_column(ds.remove_columns("image"))
+
+
+@pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="Debian package dataset-fashion-mnist not installed")
+def test_builtin_fashion_mnist_reads_the_idx_files():
+    ds = load_source("fashion_mnist", split="test")
+    images, resolution, channels = decode_images(ds, image_column(ds))
+    assert images.shape == (10_000, 1, 28, 28) and (resolution, channels) == (28, 1)
+    assert ds.features["label"].names[9] == "Ankle boot"
+    assert 0.2 < images.float().mean().item() / 255 < 0.4
+    with pytest.raises(ConfigError, match="split='validation'"):
+        load_source("fashion_mnist", split="validation")
+
+
+def test_normalization_measured_and_inverted():
+    images = torch.randint(0, 256, (50, 3, 4, 4), dtype=torch.uint8)
+    norm = Normalization.measure(images)
+    x = norm.normalize(images)
+    torch.testing.assert_close(x.mean((0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(x.std((0, 2, 3), unbiased=False), torch.ones(3), atol=1e-4, rtol=0)
+    torch.testing.assert_close(norm.denormalize(x), images.float() / 255)
+    given = Normalization.resolve(images, mean=[0.5], std=[0.25])
+    assert given == Normalization((0.5,) * 3, (0.25,) * 3)
+
+
+def test_augmentation_equals_a_naive_crop_and_flip():
+    x = torch.randn(16, 2, 9, 9)
+    aug = Augmentation.sample(16, padding=3, flip=True, generator=step_generator(0, 5))
+    out = aug.apply(x)
+    for i in range(16):
+        top, left = aug.offsets[i].tolist()
+        ref = F.pad(x[i], (3, 3, 3, 3))[:, top : top + 9, left : left + 9]
+        assert torch.equal(out[i], ref.flip(-1) if aug.flips[i] else ref)
+    assert 0 < aug.flips.sum() < 16 and aug.offsets.min() >= 0 and aug.offsets.max() <= 6
+
+
+def test_augmentation_of_a_slice_is_the_slice_of_the_augmentation():
+    """Why a batch does not depend on the number of processes sharing it."""
+    x = torch.randn(8, 1, 6, 6)
+    aug = Augmentation.sample(8, padding=2, flip=True, generator=step_generator(1, 2))
+    assert torch.equal(aug.apply(x)[4:], aug[4:].apply(x[4:]))
+
+
+def test_no_padding_no_flip_is_identity():
+    x = torch.randn(4, 1, 5, 5)
+    assert torch.equal(Augmentation.sample(4, 0, False, step_generator(0, 0)).apply(x), x)
+
+
+def test_batches_walk_through_epoch_permutations():
+    seen = torch.cat([batch_indices(10, 4, step, seed=0) for step in range(5)])  # 2 epochs
+    assert sorted(seen[:10].tolist()) == list(range(10)) and sorted(seen[10:].tolist()) == list(range(10))
+    assert torch.equal(batch_indices(10, 4, 3, seed=0), batch_indices(10, 4, 3, seed=0))
+    assert not torch.equal(batch_indices(1000, 8, 0, seed=0), batch_indices(1000, 8, 0, seed=1))
+    assert batch_indices(3, 8, 0, seed=0).shape == (8,)  # batch larger than the data
