@@ -1,0 +1,91 @@
+"""`hf-ssdd`: one subcommand per stage, each a typed config handed to the library function of that stage.
+
+    hf-ssdd train-teacher --config recipes/configs/fashion_mnist_teacher.yaml
+    hf-ssdd distill --config recipes/configs/fashion_mnist.yaml --teacher outputs/teacher
+    hf-ssdd push outputs/distilled user/fashion-mnist-krr-st
+
+The recipes in `recipes/` call `main` too, so `accelerate launch recipes/distill.py ...` runs the same code.
+Heavy libraries are imported only once a subcommand runs, so `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from dataclasses import dataclass
+
+from .config import ConfigError
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A subcommand: its config class and the function that runs it (`module:function`, imported lazily)."""
+
+    config: str
+    run: str
+    help: str
+
+
+STAGES = {
+    "train-teacher": Stage(
+        "hf_ssdd.config:TeacherTrainConfig", "hf_ssdd.teacher_training:train_teacher",
+        "Train a self-supervised (Barlow Twins) teacher on the source data; saved in Hub format.",
+    ),
+    "distill": Stage(
+        "hf_ssdd.config:DistillConfig", "hf_ssdd.distill:distill",
+        "Distil a source dataset into synthetic images and target representations (KRR-ST).",
+    ),
+}
+
+
+def _load(path: str):
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def push(argv: list[str]) -> None:
+    """`hf-ssdd push FOLDER REPO_ID`: upload a distilled set (or a teacher) without its checkpoints."""
+    parser = argparse.ArgumentParser(prog="hf-ssdd push", description=push.__doc__)
+    parser.add_argument("folder", help="Output folder of `distill` (or of `train-teacher` with --repo_type model).")
+    parser.add_argument("repo_id", help="Hub repository, e.g. user/fashion-mnist-krr-st.")
+    parser.add_argument("--repo_type", default="dataset", choices=("dataset", "model"))
+    parser.add_argument("--private", action="store_true", help="Create the repository as private.")
+    args = parser.parse_args(argv)
+    from .hub import push_to_hub
+
+    print(push_to_hub(args.folder, args.repo_id, repo_type=args.repo_type, private=args.private))
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {**{name: stage.help for name, stage in STAGES.items()}, "push": push.__doc__.splitlines()[0]}
+    if not argv or argv[0] not in commands:
+        print("usage: hf-ssdd {" + ",".join(commands) + "} [--config FILE.yaml] [--key value ...]\n")
+        for name, text in commands.items():
+            print(f"  {name:<14} {text}")
+        print("\nRun `hf-ssdd <command> --help` for the options of one command.")
+        raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    command, rest = argv[0], argv[1:]
+    try:
+        if command == "push":
+            return push(rest)
+        from .config import parse_config
+
+        stage = STAGES[command]
+        cfg = parse_config(_load(stage.config), rest, prog=f"hf-ssdd {command}")
+        _load(stage.run)(cfg)
+    except _user_errors() as err:  # evaluated only when something is raised, so startup stays light
+        raise SystemExit(f"hf-ssdd {command}: error: {err}") from None
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors that are the user's to fix: printed as one line, never as a traceback."""
+    from .distill import NonFiniteLossError
+    from .hub import PushError
+
+    return ConfigError, NonFiniteLossError, PushError
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,362 @@
+"""KRR-ST distillation under `accelerate`: one CPU, one GPU, or many with `accelerate launch`.
+
+    hf-ssdd distill --config recipes/configs/fashion_mnist.yaml --teacher teacher --output_dir distilled
+    accelerate launch --config_file recipes/accelerate/multi_gpu.yaml recipes/distill.py --config ...
+
+The global real batch, its augmentation, the choice of pool member and every initialisation are functions of
+`(seed, step)` alone. Each process takes its slice of the global batch; gradients on `(X_s, Y_s)` are averaged, and
+the pool is updated from the same synchronised `(X_s, Y_s)` everywhere, so a run gives the same result on any number
+of processes, and a resumed run the same result as an uninterrupted one.
+
+Features are taken with the pool learner in eval mode (BatchNorm running statistics), so that `f` is a function of
+one image, not of the batch it arrives in: the kernel is then a true kernel, and neither the number of processes
+nor the forward chunk size changes it. The learner trains in train mode, on the whole synthetic set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, rotate_checkpoints, save_checkpoint
+from .config import ConfigError, DistillConfig
+from .krr import krr_loss, with_bias
+from .learners import ConvNet
+from .pool import ModelPool
+
+# Fields that may change between a run and its resumption; every other field must match the checkpoint's.
+RUN_FIELDS = {
+    "output_dir", "overwrite_output_dir", "max_steps", "save_steps", "save_total_limit", "logging_steps",
+    "report_to", "resume_from_checkpoint", "push_to_hub", "private", "feature_chunk_size",
+}
+
+
+class NonFiniteLossError(RuntimeError):
+    """The outer loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def check_output_dir(cfg: DistillConfig) -> None:
+    """Refuse to mix a new run into a non-empty folder, before any work is done."""
+    out = Path(cfg.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output_dir={cfg.output_dir!r} is a file; choose a folder.")
+    if out.is_dir() and any(out.iterdir()) and not (cfg.overwrite_output_dir or cfg.resume_from_checkpoint):
+        raise ConfigError(
+            f"output_dir={cfg.output_dir!r} is not empty; pass --overwrite_output_dir, "
+            "--resume_from_checkpoint latest, or another --output_dir."
+        )
+
+
+def embed(model: nn.Module, x: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """`(n, C, H, W)` -> `(n, p + 1)` features with the bias column, `chunk_size` images at a time."""
+    return with_bias(torch.cat([model.embed(chunk) for chunk in x.split(chunk_size)]))
+
+
+def linear_decay(max_steps: int, final_ratio: float):
+    """Learning-rate factor at each step: 1 at step 0, `final_ratio` at `max_steps`."""
+    return lambda step: 1.0 - (1.0 - final_ratio) * min(step, max_steps) / max_steps
+
+
+@contextmanager
+def stop_requests():
+    """Turn SIGINT / SIGTERM into a flag that the loop checks after each step (so it can checkpoint first)."""
+    requested = []
+    handler = lambda signum, frame: requested.append(signum)  # noqa: E731
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class Distiller:
+    """State of one KRR-ST run: the synthetic set `(X_s, Y_s)`, its optimiser, the model pool, the real data.
+
+    Example:
+        >>> cfg = DistillConfig(teacher="teacher", num_synthetic=100, max_steps=1000, output_dir="distilled")
+        >>> distilled = Distiller(cfg).train()  # DistilledSet; also written to cfg.output_dir
+    """
+
+    def __init__(self, cfg: DistillConfig, accelerator=None):
+        from accelerate import Accelerator
+        from accelerate.utils import ProjectConfiguration
+
+        from .data import Normalization, decode_images, image_column, load_source, step_generator
+        from .teachers import Teacher
+
+        check_output_dir(cfg)
+        resume = resolve_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir) if cfg.resume_from_checkpoint else None
+        checkpoint = load_checkpoint(resume) if resume else None
+        if checkpoint is not None:
+            check_compatible(cfg, checkpoint["config"], resume)
+        self.cfg = cfg
+        self.accelerator = accelerator or Accelerator(
+            log_with=_trackers(cfg.report_to),
+            project_config=ProjectConfiguration(project_dir=cfg.output_dir, logging_dir=str(Path(cfg.output_dir) / "runs")),
+        )
+        acc = self.accelerator
+        if cfg.batch_size % acc.num_processes:
+            raise ConfigError(
+                f"batch_size={cfg.batch_size} does not split over {acc.num_processes} processes; use a multiple."
+            )
+
+        with acc.main_process_first():
+            ds = load_source(cfg.dataset, cfg.dataset_config, cfg.split, cfg.dataset_revision)
+        if cfg.max_samples:
+            ds = ds.select(range(min(cfg.max_samples, len(ds))))
+        self.column = image_column(ds, cfg.image_column)
+        self.images, self.resolution, self.channels = decode_images(ds, self.column, cfg.resolution, cfg.channels)
+        if cfg.num_synthetic > len(self.images):
+            raise ConfigError(
+                f"num_synthetic={cfg.num_synthetic} is larger than the dataset ({len(self.images)} images); "
+                "lower --num_synthetic or use more data."
+            )
+        self.normalization = Normalization.resolve(self.images, cfg.mean, cfg.std)
+        if cfg.teacher is None:
+            raise ConfigError("no teacher: pass --teacher (a Hub id or a folder from `hf-ssdd train-teacher`).")
+        self.teacher = Teacher.from_pretrained(
+            cfg.teacher, cfg.teacher_revision, cfg.teacher_pooling, chunk_size=cfg.feature_chunk_size
+        ).to(acc.device)
+
+        init = torch.randperm(len(self.images), generator=step_generator(cfg.seed, 0, stream=3))[: cfg.num_synthetic]
+        x_s = self.normalization.normalize(self.images[init].to(acc.device))
+        self.init_indices = init.tolist()
+        self.x_s = nn.Parameter(x_s)  # (m, C, H, W), normalised space
+        self.y_s = nn.Parameter(self.teacher_targets(x_s))  # (m, d)
+        self.optimizer = torch.optim.Adam([self.x_s, self.y_s], lr=cfg.learning_rate)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, linear_decay(cfg.max_steps, cfg.final_lr_ratio)
+        )
+        self.pool = ModelPool(
+            self.make_learner,
+            size=cfg.pool_size,
+            max_steps=cfg.pool_steps,
+            lr=cfg.pool_learning_rate,
+            momentum=cfg.pool_momentum,
+            weight_decay=cfg.pool_weight_decay,
+            seed=cfg.seed,
+            device=acc.device,
+        )
+        self.step, self.history = 0, []
+        if checkpoint is not None:
+            self.load_state_dict(checkpoint)
+        else:
+            self.pool.warm_up(self.x_s, self.y_s)
+
+    # --- pieces ---------------------------------------------------------------------------------------------------
+
+    def make_learner(self) -> ConvNet:
+        cfg = self.cfg
+        return ConvNet(
+            self.channels, self.resolution, cfg.learner_depth, cfg.learner_width, cfg.learner_norm,
+            cfg.learner_pooling, out_features=self.teacher.dim,
+        )
+
+    @torch.no_grad()
+    def teacher_targets(self, x: torch.Tensor) -> torch.Tensor:
+        """Teacher representations `(n, d)` of learner-space images `(n, C, H, W)`."""
+        return self.teacher(self.normalization.denormalize(x).clamp(0, 1))
+
+    def real_batch(self, step: int) -> torch.Tensor:
+        """This process's slice `(n / P, C, H, W)` of the augmented global real batch of `step`."""
+        from .data import Augmentation, batch_indices, step_generator
+
+        cfg, acc = self.cfg, self.accelerator
+        indices = batch_indices(len(self.images), cfg.batch_size, step, cfg.seed)
+        views = Augmentation.sample(cfg.batch_size, cfg.crop_padding, cfg.flip, step_generator(cfg.seed, step))
+        local = slice(acc.process_index * len(indices) // acc.num_processes,
+                      (acc.process_index + 1) * len(indices) // acc.num_processes)
+        x = self.normalization.normalize(self.images[indices[local]].to(acc.device))
+        return views[local].apply(x)
+
+    # --- the outer step -------------------------------------------------------------------------------------------
+
+    def outer_step(self) -> float:
+        """One KRR-ST step: loss on this process's real slice, averaged gradient, Adam, then the pool update."""
+        cfg, acc = self.cfg, self.accelerator
+        i = self.pool.sample(self.step)
+        model = self.pool.models[i].eval().requires_grad_(False)
+
+        x = self.real_batch(self.step)
+        y = self.teacher_targets(x)  # (n / P, d)
+        with torch.no_grad():
+            phi_x = embed(model, x, cfg.feature_chunk_size)  # (n / P, p + 1)
+        phi_s = with_bias(model.embed(self.x_s))  # (m, p + 1), differentiable in X_s
+        loss = krr_loss(phi_s, phi_x, self.y_s, y, cfg.ridge)
+
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for p in (self.x_s, self.y_s):
+            p.grad = acc.reduce(p.grad, reduction="mean")
+        loss = acc.reduce(loss.detach(), reduction="mean").item()
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(loss)
+        if cfg.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_([self.x_s, self.y_s], cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+
+        model.requires_grad_(True)
+        self.pool.train_step(i, self.x_s, self.y_s)
+        self.step += 1
+        return loss
+
+    # --- the loop -------------------------------------------------------------------------------------------------
+
+    def train(self):
+        """Run to `max_steps`, checkpointing every `save_steps`; write and (optionally) push the distilled set."""
+        from tqdm.auto import tqdm
+
+        cfg, acc = self.cfg, self.accelerator
+        if acc.is_main_process:
+            Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+            if cfg.overwrite_output_dir and not cfg.resume_from_checkpoint:
+                rotate_checkpoints(cfg.output_dir, keep=0)
+        acc.init_trackers("hf-ssdd-distill", config=_flat(dataclasses.asdict(cfg)))
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc="distilling", disable=not acc.is_main_process)
+        start = time.perf_counter()
+        with stop_requests() as requested:
+            while self.step < cfg.max_steps:
+                tic = time.perf_counter()
+                try:
+                    loss = self.outer_step()
+                except NonFiniteLossError as err:
+                    last = list_checkpoints(cfg.output_dir)
+                    raise NonFiniteLossError(
+                        f"outer loss is {err} at step {self.step}; the last good checkpoint is "
+                        f"{str(last[-1]) if last else 'none'}. Lower --learning_rate or set --max_grad_norm."
+                    ) from None
+                self.history.append(loss)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4g}")
+                if self.step % cfg.logging_steps == 0 or self.step == cfg.max_steps:
+                    lr = self.scheduler.get_last_lr()[0]
+                    acc.log({"loss": loss, "lr": lr, "step_time_s": time.perf_counter() - tic}, step=self.step)
+                stop = bool(acc.reduce(torch.tensor(float(bool(requested)), device=acc.device), "sum").item())
+                if self.step % cfg.save_steps == 0 or stop:
+                    self.save_checkpoint()
+                if stop:
+                    bar.close()
+                    acc.end_training()
+                    raise SystemExit(f"stopped by signal at step {self.step}; resume with --resume_from_checkpoint latest")
+        bar.close()
+        self.wall_time_s = time.perf_counter() - start
+        if self.step % cfg.save_steps:
+            self.save_checkpoint()
+        distilled = self.result()
+        if acc.is_main_process:
+            distilled.save(cfg.output_dir, cfg)
+            if cfg.push_to_hub:
+                from .hub import push_to_hub
+
+                push_to_hub(cfg.output_dir, cfg.push_to_hub, repo_type="dataset", private=cfg.private)
+        acc.wait_for_everyone()
+        acc.end_training()
+        return distilled
+
+    # --- state ----------------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "data_position": self.step * self.cfg.batch_size,
+            "synthetic": {"pixel_values": self.x_s.detach(), "targets": self.y_s.detach()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "pool": self.pool.state_dict(),
+            "history": self.history,
+            "rng": {"torch": torch.get_rng_state()},
+            "init_indices": self.init_indices,
+            "config": dataclasses.asdict(self.cfg),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        with torch.no_grad():
+            self.x_s.copy_(state["synthetic"]["pixel_values"])
+            self.y_s.copy_(state["synthetic"]["targets"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.pool.load_state_dict(state["pool"])
+        self.step, self.history = state["step"], list(state["history"])
+        torch.set_rng_state(state["rng"]["torch"])
+
+    def save_checkpoint(self) -> None:
+        """`output_dir/checkpoint-<step>/`, written by the main process only, then old ones rotated out."""
+        acc = self.accelerator
+        if acc.is_main_process:
+            save_checkpoint(self.state_dict(), Path(self.cfg.output_dir) / f"checkpoint-{self.step}")
+            rotate_checkpoints(self.cfg.output_dir, self.cfg.save_total_limit)
+        acc.wait_for_everyone()
+
+    def result(self):
+        """The current synthetic set as a `DistilledSet` with its provenance."""
+        from . import __version__
+        from .distilled_set import DistilledSet
+
+        cfg = self.cfg
+        run_fields = {"output_dir", "overwrite_output_dir", "resume_from_checkpoint", "push_to_hub", "private"}
+        metadata = {
+            "source": {
+                "id": cfg.dataset, "config": cfg.dataset_config, "revision": cfg.dataset_revision, "split": cfg.split,
+                "image_column": self.column, "num_images": len(self.images),
+            },
+            "teacher": self.teacher.describe(),
+            "normalization": {"mean": list(self.normalization.mean), "std": list(self.normalization.std)},
+            "resolution": self.resolution,
+            "channels": self.channels,
+            "num_synthetic": cfg.num_synthetic,
+            "learner": {"arch": f"convnet{cfg.learner_depth}", "depth": cfg.learner_depth, "width": cfg.learner_width,
+                        "norm": cfg.learner_norm, "pooling": cfg.learner_pooling},
+            "hyperparameters": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in run_fields},
+            "seed": cfg.seed,
+            "steps": self.step,
+            "initial_loss": self.history[0] if self.history else None,
+            "final_loss": self.history[-1] if self.history else None,
+            "library_version": __version__,
+            "wall_time_s": getattr(self, "wall_time_s", None),
+        }
+        return DistilledSet(
+            pixel_values=self.x_s.detach().float().cpu(),
+            targets=self.y_s.detach().float().cpu(),
+            mean=self.normalization.mean,
+            std=self.normalization.std,
+            metadata=metadata,
+        )
+
+
+def check_compatible(cfg: DistillConfig, saved: dict, path: Path) -> None:
+    """A checkpoint resumes only a run with the same data, teacher, learner and hyperparameters."""
+    current = dataclasses.asdict(cfg)
+    differ = sorted(k for k in current if k not in RUN_FIELDS and saved.get(k) != current[k])
+    if differ:
+        detail = ", ".join(f"{k}={saved.get(k)!r} there vs {current[k]!r} now" for k in differ[:4])
+        raise ConfigError(f"checkpoint {str(path)!r} comes from an incompatible config ({detail}); "
+                          "use the same settings or start a new --output_dir.")
+
+
+def _trackers(report_to: str):
+    if report_to == "none":
+        return None
+    if report_to == "auto":
+        from accelerate.utils import is_tensorboard_available
+
+        return "tensorboard" if is_tensorboard_available() else None
+    return report_to
+
+
+def _flat(config: dict) -> dict:
+    """Tracker-friendly hyperparameters: scalars kept, lists and None written as strings."""
+    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in config.items()}
+
+
+def distill(cfg: DistillConfig):
+    """Distil `cfg.dataset` with `cfg.teacher` and write the result to `cfg.output_dir`. Returns a `DistilledSet`."""
+    return Distiller(cfg).train()

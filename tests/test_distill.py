@@ -1,0 +1,176 @@
+"""The distiller: a whole run, exact resumption, process-count invariance, and runs that go wrong."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hf_ssdd.checkpoint import list_checkpoints
+from hf_ssdd.config import ConfigError, DistillConfig
+from hf_ssdd.distill import Distiller, NonFiniteLossError
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def tiny(source, teacher, output_dir, /, **overrides):
+    values = dict(
+        dataset=source, teacher=teacher, output_dir=str(output_dir), num_synthetic=6, max_steps=6, batch_size=8,
+        learner_depth=2, learner_width=4, pool_size=2, pool_steps=4, save_steps=3, save_total_limit=None,
+        learning_rate=1e-2, report_to="none",
+    )
+    return DistillConfig(**{**values, **overrides})
+
+
+def test_a_run_writes_a_hub_dataset_with_checkpoints(tiny_source, tiny_teacher, tmp_path):
+    import datasets
+
+    result = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out")).train()
+    assert result.pixel_values.shape == (6, 1, 12, 12) and result.targets.shape == (6, 16)
+    rows = datasets.load_dataset(str(tmp_path / "out"), split="train", cache_dir=str(tmp_path / "cache"))
+    assert len(rows) == 6
+    assert torch.equal(torch.tensor(rows["pixel_values"]), result.pixel_values)
+    assert torch.equal(torch.tensor(rows["target"]), result.targets)
+    assert [p.name for p in list_checkpoints(tmp_path / "out")] == ["checkpoint-3", "checkpoint-6"]
+    assert (tmp_path / "out" / "distill_config.yaml").exists() and (tmp_path / "out" / "preview.png").exists()
+    meta = result.metadata
+    assert meta["steps"] == 6 and meta["teacher"]["pooling"] == "cls" and meta["source"]["num_images"] == 48
+    assert meta["final_loss"] == pytest.approx(meta["final_loss"]) and meta["initial_loss"] > 0
+
+
+def test_the_synthetic_set_starts_from_real_images_and_teacher_targets(tiny_source, tiny_teacher, tmp_path):
+    d = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out"))
+    real = d.normalization.normalize(d.images[d.init_indices])
+    assert torch.equal(d.x_s.detach(), real), "X_s starts as normalised real images (not raw pixels)"
+    torch.testing.assert_close(d.y_s.detach(), d.teacher(d.images[d.init_indices].float() / 255))
+    assert len(set(d.init_indices)) == 6
+
+
+def test_outer_steps_move_images_and_targets_and_lower_the_loss(tiny_source, tiny_teacher, tmp_path):
+    d = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", pool_steps=50, max_steps=40, batch_size=48,
+                       crop_padding=0, flip=False, pool_size=1, learning_rate=0.05))
+    x0, y0 = d.x_s.detach().clone(), d.y_s.detach().clone()
+    losses = [d.outer_step() for _ in range(40)]
+    assert not torch.equal(d.x_s, x0) and not torch.equal(d.y_s, y0)
+    assert sum(losses[-5:]) < 0.8 * sum(losses[:5])
+
+
+def test_resuming_gives_bitwise_the_uninterrupted_result(tiny_source, tiny_teacher, tmp_path):
+    full = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "full")).train()
+    resumed_cfg = tiny(tiny_source, tiny_teacher, tmp_path / "resumed",
+                       resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-3"))
+    resumed = Distiller(resumed_cfg)
+    assert resumed.step == 3
+    result = resumed.train()
+    assert torch.equal(result.pixel_values, full.pixel_values)
+    assert torch.equal(result.targets, full.targets)
+    assert result.metadata["final_loss"] == full.metadata["final_loss"]
+
+
+def test_resume_latest_from_the_output_dir(tiny_source, tiny_teacher, tmp_path):
+    Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", max_steps=3)).train()
+    d = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", resume_from_checkpoint="latest"))
+    assert d.step == 3
+
+
+SCRIPT = """
+import sys, torch
+from hf_ssdd.config import DistillConfig
+from hf_ssdd.distill import Distiller
+cfg = DistillConfig(**eval(sys.argv[1]))
+d = Distiller(cfg)
+result = d.train()
+if d.accelerator.is_main_process:
+    torch.save({"x": result.pixel_values, "y": result.targets, "processes": d.accelerator.num_processes}, sys.argv[2])
+"""
+
+
+def test_two_processes_give_the_one_process_result(tiny_source, tiny_teacher, tmp_path):
+    cfg = tiny(tiny_source, tiny_teacher, tmp_path / "one", max_steps=4, save_steps=100)
+    one = Distiller(cfg).train()
+    kwargs = {**cfg.__dict__, "output_dir": str(tmp_path / "two")}
+    (tmp_path / "run.py").write_text(SCRIPT)
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    proc = subprocess.run(launcher + [str(tmp_path / "run.py"), repr(kwargs), str(tmp_path / "two.pt")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = torch.load(tmp_path / "two.pt")
+    assert two["processes"] == 2
+    torch.testing.assert_close(two["x"], one.pixel_values, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(two["y"], one.targets, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(two["x"], Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "init", max_steps=4)).x_s)
+
+
+def test_a_signal_writes_a_checkpoint_before_exiting(tiny_source, tiny_teacher, tmp_path, monkeypatch):
+    d = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", save_steps=100))
+    step = d.outer_step
+
+    def interrupted():
+        loss = step()
+        if d.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss
+
+    monkeypatch.setattr(d, "outer_step", interrupted)
+    with pytest.raises(SystemExit, match="resume with --resume_from_checkpoint latest"):
+        d.train()
+    assert [p.name for p in list_checkpoints(tmp_path / "out")] == ["checkpoint-2"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_source, tiny_teacher, tmp_path, monkeypatch):
+    import hf_ssdd.distill as distill
+
+    d = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out"))
+    real = distill.krr_loss
+    monkeypatch.setattr(distill, "krr_loss", lambda *a: real(*a) * (float("nan") if d.step == 4 else 1.0))
+    with pytest.raises(NonFiniteLossError, match="step 4.*checkpoint-3"):
+        d.train()
+    assert [p.name for p in list_checkpoints(tmp_path / "out")] == ["checkpoint-3"]
+    assert not (tmp_path / "out" / "data").exists()
+
+
+def test_bad_inputs_fail_before_any_work_with_a_message(tiny_source, tiny_teacher, tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    cases = [
+        (dict(output_dir=tmp_path / "busy"), "not empty; pass --overwrite_output_dir"),
+        (dict(num_synthetic=49), "num_synthetic=49 is larger than the dataset"),
+        (dict(teacher=str(tmp_path / "no_teacher")), "no_teacher"),
+        (dict(teacher=None), "no teacher: pass --teacher"),
+        (dict(image_column="pixels"), "image_column='pixels'"),
+        (dict(dataset=str(tmp_path / "nowhere")), "nowhere"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            Distiller(tiny(tiny_source, tiny_teacher, overrides.pop("output_dir", tmp_path / "out"), **overrides))
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "out").exists(), "nothing is written for a bad argument"
+
+
+def test_incompatible_or_corrupt_checkpoints_are_refused(tiny_source, tiny_teacher, tmp_path):
+    Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", max_steps=3)).train()
+    checkpoint = str(tmp_path / "out" / "checkpoint-3")
+    with pytest.raises(ConfigError, match="incompatible config.*num_synthetic=6 there vs 5 now"):
+        Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "new", num_synthetic=5, resume_from_checkpoint=checkpoint))
+    (Path(checkpoint) / "state.safetensors").write_bytes(b"\0" * 10)
+    with pytest.raises(ConfigError, match="incomplete or corrupt"):
+        Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "new", resume_from_checkpoint=checkpoint))
+
+
+def test_cli_runs_distill_with_yaml_and_overrides(tiny_source, tiny_teacher, tmp_path):
+    import yaml
+
+    from hf_ssdd.cli import main
+
+    cfg = tiny(tiny_source, tiny_teacher, tmp_path / "out")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**cfg.__dict__, "max_steps": 50}))
+    main(["distill", "--config", str(tmp_path / "c.yaml"), "--max_steps", "2", "--save_steps", "1"])
+    saved = yaml.safe_load((tmp_path / "out" / "distill_config.yaml").read_text())
+    assert saved["max_steps"] == 2 and saved["num_synthetic"] == 6
+    with pytest.raises(SystemExit, match="hf-ssdd distill: error: output_dir=.* is not empty"):
+        main(["distill", "--config", str(tmp_path / "c.yaml")])
