@@ -35,7 +35,7 @@ def test_imagefolder_decodes_to_uint8_tensor(rgb_folder):
     column = image_column(ds)
     images, resolution, channels = decode_images(ds, column)
     assert (images.shape, images.dtype, resolution, channels) == ((12, 3, 10, 10), torch.uint8, 10, 3)
-    first = np.asarray(ds[0][column].convert("RGB")).transpose(2, 0, 1)
+    first = np.array(ds[0][column].convert("RGB")).transpose(2, 0, 1).copy()
     assert torch.equal(images[0], torch.from_numpy(first))
 
 
