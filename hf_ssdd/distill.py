@@ -27,14 +27,16 @@ from torch import nn
 
 from .checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, rotate_checkpoints, save_checkpoint
 from .config import ConfigError, DistillConfig
+from .data import Augmentation, Normalization, batch_indices, decode_images, image_column, load_source, step_generator
 from .krr import krr_loss, with_bias
 from .learners import ConvNet
 from .pool import ModelPool
 
+# Where a run writes to: not a hyperparameter of the distilled set.
+OUTPUT_FIELDS = {"output_dir", "overwrite_output_dir", "resume_from_checkpoint", "push_to_hub", "private"}
 # Fields that may change between a run and its resumption; every other field must match the checkpoint's.
-RUN_FIELDS = {
-    "output_dir", "overwrite_output_dir", "max_steps", "save_steps", "save_total_limit", "logging_steps",
-    "report_to", "resume_from_checkpoint", "push_to_hub", "private", "feature_chunk_size",
+RUN_FIELDS = OUTPUT_FIELDS | {
+    "max_steps", "save_steps", "save_total_limit", "logging_steps", "report_to", "feature_chunk_size",
 }
 
 
@@ -89,7 +91,6 @@ class Distiller:
         from accelerate import Accelerator
         from accelerate.utils import ProjectConfiguration
 
-        from .data import Normalization, decode_images, image_column, load_source, step_generator
         from .teachers import Teacher
 
         check_output_dir(cfg)
@@ -167,8 +168,6 @@ class Distiller:
 
     def real_batch(self, step: int) -> torch.Tensor:
         """This process's slice `(n / P, C, H, W)` of the augmented global real batch of `step`."""
-        from .data import Augmentation, batch_indices, step_generator
-
         cfg, acc = self.cfg, self.accelerator
         indices = batch_indices(len(self.images), cfg.batch_size, step, cfg.seed)
         views = Augmentation.sample(cfg.batch_size, cfg.crop_padding, cfg.flip, step_generator(cfg.seed, step))
@@ -254,12 +253,12 @@ class Distiller:
         distilled = self.result()
         if acc.is_main_process:
             distilled.save(cfg.output_dir, cfg)
-            if cfg.push_to_hub:
-                from .hub import push_to_hub
-
-                push_to_hub(cfg.output_dir, cfg.push_to_hub, repo_type="dataset", private=cfg.private)
         acc.wait_for_everyone()
         acc.end_training()
+        if cfg.push_to_hub and acc.is_main_process:
+            from .hub import push_to_hub
+
+            push_to_hub(cfg.output_dir, cfg.push_to_hub, repo_type="dataset", private=cfg.private)
         return distilled
 
     # --- state ----------------------------------------------------------------------------------------------------
@@ -302,7 +301,6 @@ class Distiller:
         from .distilled_set import DistilledSet
 
         cfg = self.cfg
-        run_fields = {"output_dir", "overwrite_output_dir", "resume_from_checkpoint", "push_to_hub", "private"}
         metadata = {
             "source": {
                 "id": cfg.dataset, "config": cfg.dataset_config, "revision": cfg.dataset_revision, "split": cfg.split,
@@ -315,7 +313,7 @@ class Distiller:
             "num_synthetic": cfg.num_synthetic,
             "learner": {"arch": f"convnet{cfg.learner_depth}", "depth": cfg.learner_depth, "width": cfg.learner_width,
                         "norm": cfg.learner_norm, "pooling": cfg.learner_pooling},
-            "hyperparameters": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in run_fields},
+            "hyperparameters": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in OUTPUT_FIELDS},
             "seed": cfg.seed,
             "steps": self.step,
             "initial_loss": self.history[0] if self.history else None,

@@ -174,3 +174,19 @@ def test_cli_runs_distill_with_yaml_and_overrides(tiny_source, tiny_teacher, tmp
     assert saved["max_steps"] == 2 and saved["num_synthetic"] == 6
     with pytest.raises(SystemExit, match="hf-ssdd distill: error: output_dir=.* is not empty"):
         main(["distill", "--config", str(tmp_path / "c.yaml")])
+
+
+def test_push_to_hub_uploads_the_finished_folder_and_a_failure_keeps_it(tiny_source, tiny_teacher, tmp_path):
+    from unittest import mock
+
+    from hf_ssdd.hub import PushError
+
+    cfg = tiny(tiny_source, tiny_teacher, tmp_path / "out", max_steps=2, push_to_hub="user/set", private=True)
+    with mock.patch("hf_ssdd.hub.push_to_hub") as push:
+        Distiller(cfg).train()
+    push.assert_called_once_with(str(tmp_path / "out"), "user/set", repo_type="dataset", private=True)
+    failing = tiny(tiny_source, tiny_teacher, tmp_path / "out2", max_steps=2, push_to_hub="user/set")
+    with mock.patch("hf_ssdd.hub.push_to_hub", side_effect=PushError("retry with hf-ssdd push")):
+        with pytest.raises(PushError, match="retry"):
+            Distiller(failing).train()
+    assert (tmp_path / "out2" / "README.md").exists() and list((tmp_path / "out2" / "data").glob("*.parquet"))
