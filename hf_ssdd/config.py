@@ -182,6 +182,20 @@ def parse_config(config_cls: type[C], argv: list[str] | None = None, prog: str |
         parser.error(str(err))
 
 
+def check_output_dir(output_dir: str, overwrite: bool, resuming: bool = False) -> None:
+    """Refuse, before any work is done, to mix a run into a non-empty folder or to replace the working folder."""
+    out = Path(output_dir).resolve()
+    if out == Path.cwd() or out in Path.cwd().parents:
+        raise ConfigError(f"output_dir={output_dir!r} holds the current folder; use a subfolder.")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output_dir={output_dir!r} is a file; choose a folder.")
+    if out.is_dir() and any(out.iterdir()) and not (overwrite or resuming):
+        raise ConfigError(
+            f"output_dir={output_dir!r} is not empty; pass --overwrite_output_dir, "
+            "--resume_from_checkpoint latest (distill), or another --output_dir."
+        )
+
+
 def save_config(cfg, path: str | Path) -> None:
     """Write the resolved config as YAML, loadable again with `--config`."""
     Path(path).write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, rotate_checkpoints, save_checkpoint
-from .config import ConfigError, DistillConfig
+from .config import ConfigError, DistillConfig, check_output_dir
 from .data import Augmentation, Normalization, batch_indices, decode_images, image_column, load_source, step_generator
 from .krr import krr_loss, with_bias
 from .learners import ConvNet
@@ -42,18 +42,6 @@ RUN_FIELDS = OUTPUT_FIELDS | {
 
 class NonFiniteLossError(RuntimeError):
     """The outer loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def check_output_dir(cfg: DistillConfig) -> None:
-    """Refuse to mix a new run into a non-empty folder, before any work is done."""
-    out = Path(cfg.output_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output_dir={cfg.output_dir!r} is a file; choose a folder.")
-    if out.is_dir() and any(out.iterdir()) and not (cfg.overwrite_output_dir or cfg.resume_from_checkpoint):
-        raise ConfigError(
-            f"output_dir={cfg.output_dir!r} is not empty; pass --overwrite_output_dir, "
-            "--resume_from_checkpoint latest, or another --output_dir."
-        )
 
 
 def embed(model: nn.Module, x: torch.Tensor, chunk_size: int) -> torch.Tensor:
@@ -93,7 +81,7 @@ class Distiller:
 
         from .teachers import Teacher
 
-        check_output_dir(cfg)
+        check_output_dir(cfg.output_dir, cfg.overwrite_output_dir, resuming=bool(cfg.resume_from_checkpoint))
         resume = resolve_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir) if cfg.resume_from_checkpoint else None
         checkpoint = load_checkpoint(resume) if resume else None
         if checkpoint is not None:

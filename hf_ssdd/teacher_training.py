@@ -37,7 +37,7 @@ import yaml
 from torch import nn
 
 from .barlow_twins import SSLAugmentation, barlow_twins_loss, projector
-from .config import ConfigError, TeacherTrainConfig, save_config
+from .config import ConfigError, TeacherTrainConfig, check_output_dir, save_config
 
 HUB_DATASETS = {"fashion_mnist": "zalando-datasets/fashion_mnist"}  # built-in sources -> their Hub ids for the card
 
@@ -102,19 +102,6 @@ def warmup_cosine(max_steps: int, warmup_steps: int):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def check_output_dir(cfg: TeacherTrainConfig) -> None:
-    """Refuse to replace a non-empty folder unless asked to, before any work is done."""
-    out = Path(cfg.output_dir).resolve()
-    if out == Path.cwd() or out in Path.cwd().parents:
-        raise ConfigError(f"output_dir={cfg.output_dir!r} holds the current folder; use a subfolder.")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output_dir={cfg.output_dir!r} is a file; choose a folder.")
-    if out.is_dir() and any(out.iterdir()) and not cfg.overwrite_output_dir:
-        raise ConfigError(
-            f"output_dir={cfg.output_dir!r} is not empty; pass --overwrite_output_dir or another --output_dir."
-        )
-
-
 def fit(encoder: nn.Module, images: torch.Tensor, normalization, cfg: TeacherTrainConfig, accelerator) -> list[dict]:
     """Train `encoder` in place with Barlow Twins on uint8 `images (N, C, R, R)`; returns the logged history.
 
@@ -176,7 +163,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
 
     from .data import Normalization, decode_images, image_column, load_source
 
-    check_output_dir(cfg)
+    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)
     acc = Accelerator()
     if cfg.batch_size % acc.num_processes:
         raise ConfigError(

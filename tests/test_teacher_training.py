@@ -6,11 +6,10 @@ import torch
 import yaml
 
 from hf_ssdd import data
-from hf_ssdd.config import ConfigError, TeacherTrainConfig, parse_config
+from hf_ssdd.config import ConfigError, TeacherTrainConfig, check_output_dir, parse_config
 from hf_ssdd.data import Normalization
 from hf_ssdd.teacher_training import (
     build_encoder,
-    check_output_dir,
     preprocessor_config,
     save_teacher,
     train_teacher,
@@ -126,7 +125,7 @@ def test_output_dir_holding_the_current_folder_is_refused(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     for folder in (".", str(tmp_path.parent)):
         with pytest.raises(ConfigError, match="current folder"):
-            check_output_dir(TeacherTrainConfig(output_dir=folder, overwrite_output_dir=True))
+            check_output_dir(folder, overwrite=True)
 
 
 class FakeHfApi:
