@@ -77,7 +77,7 @@ class Distiller:
 
     def __init__(self, cfg: DistillConfig, accelerator=None):
         from accelerate import Accelerator
-        from accelerate.utils import ProjectConfiguration
+        from accelerate.utils import ProjectConfiguration, set_seed
 
         from .teachers import Teacher
 
@@ -92,6 +92,7 @@ class Distiller:
             project_config=ProjectConfiguration(project_dir=cfg.output_dir, logging_dir=str(Path(cfg.output_dir) / "runs")),
         )
         acc = self.accelerator
+        set_seed(cfg.seed)  # our own draws come from `step_generator`; this covers everything else
         if cfg.batch_size % acc.num_processes:
             raise ConfigError(
                 f"batch_size={cfg.batch_size} does not split over {acc.num_processes} processes; use a multiple."

@@ -1,7 +1,7 @@
 """`train-teacher`: a Barlow Twins encoder trained on the source images, saved as a plain transformers model.
 
     hf-ssdd train-teacher --output_dir teacher                  # Fashion-MNIST, ~5 min on 2 CPU cores
-    accelerate launch -m hf_ssdd.cli train-teacher --config recipes/configs/fashion_mnist_teacher.yaml
+    accelerate launch recipes/train_teacher.py --config recipes/configs/fashion_mnist_teacher.yaml
     hf-ssdd distill --teacher teacher ...
 
 The encoder is a built-in transformers architecture (ResNet or ConvNeXt, sized for small images), so that
