@@ -38,8 +38,9 @@ from torch import nn
 
 from .barlow_twins import SSLAugmentation, barlow_twins_loss, projector
 from .config import ConfigError, TeacherTrainConfig, check_output_dir, save_config
+from .data import FASHION_MNIST_HUB_ID
 
-HUB_DATASETS = {"fashion_mnist": "zalando-datasets/fashion_mnist"}  # built-in sources -> their Hub ids for the card
+HUB_DATASETS = {"fashion_mnist": FASHION_MNIST_HUB_ID}  # built-in sources -> their Hub ids for the card
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -189,15 +190,17 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     out = Path(cfg.output_dir)
     if acc.is_main_process:
         save_teacher(encoder, out, cfg, normalization, stats, history)
-        if cfg.push_to_hub:
-            push_teacher(out, cfg.push_to_hub, cfg.private)
     acc.wait_for_everyone()
     acc.end_training()
+    if cfg.push_to_hub and acc.is_main_process:
+        from .hub import push_to_hub
+
+        print(f"train-teacher: pushed {out} to {push_to_hub(out, cfg.push_to_hub, repo_type='model', private=cfg.private)}")
     return out
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Saving and pushing
+# Saving
 # ---------------------------------------------------------------------------------------------------------------------
 
 
@@ -240,19 +243,6 @@ def save_teacher(encoder, output_dir, cfg: TeacherTrainConfig, normalization, st
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def push_teacher(folder: Path, repo_id: str, private: bool) -> str | None:
-    """Upload the teacher folder as a Hub model repo; on failure keep it, say how to retry, and return None."""
-    from .hub import PushError, push_to_hub
-
-    try:
-        url = push_to_hub(folder, repo_id, repo_type="model", private=private)
-    except PushError as err:
-        print(f"train-teacher: {err}")
-        return None
-    print(f"train-teacher: pushed {folder} to {url}")
-    return url
 
 
 def model_card(cfg: TeacherTrainConfig, normalization, stats: dict, encoder) -> str:

@@ -146,7 +146,7 @@ class FakeHfApi:
 
 
 @pytest.mark.parametrize("fail", [False, True])
-def test_push_to_hub_uploads_the_teacher_as_a_model_repo(source, tmp_path, monkeypatch, capsys, fail):
+def test_push_to_hub_uploads_the_teacher_as_a_model_repo(source, tmp_path, monkeypatch, fail):
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
@@ -156,14 +156,20 @@ def test_push_to_hub_uploads_the_teacher_as_a_model_repo(source, tmp_path, monke
     cfg = TeacherTrainConfig(dataset=source[0], max_steps=2, output_dir=str(out), push_to_hub="me/teacher",
                              private=True, **TINY)
 
-    train_teacher(cfg)
+    if fail:
+        from hf_ssdd.hub import PushError
+
+        with pytest.raises(PushError, match="retry"):
+            train_teacher(cfg)
+    else:
+        train_teacher(cfg)
 
     create = FakeHfApi.calls[0]
     assert create[:2] == ("create_repo", "me/teacher")
     assert create[2]["repo_type"] == "model" and create[2]["private"] and create[2]["exist_ok"]
     assert (out / "model.safetensors").exists()
     if fail:
-        assert len(FakeHfApi.calls) == 1 and "retry" in capsys.readouterr().out
+        assert len(FakeHfApi.calls) == 1, "the folder is kept and nothing else is uploaded"
     else:
         upload = FakeHfApi.calls[1]
         assert upload[:2] == ("upload_folder", "me/teacher") and str(upload[2]["folder_path"]) == str(out)
