@@ -3,9 +3,13 @@
     hf-ssdd train-teacher --config recipes/configs/fashion_mnist_teacher.yaml
     hf-ssdd distill --config recipes/configs/fashion_mnist.yaml --teacher outputs/teacher
     hf-ssdd push outputs/distilled user/fashion-mnist-krr-st
+    hf-ssdd pretrain --distilled outputs/distilled --output_dir outputs/pretrained
+    hf-ssdd transfer --pretrained outputs/pretrained --target digits --output_dir outputs/transfer
+    hf-ssdd benchmark --config benchmarks/fashion_mnist.yaml
+    hf-ssdd card outputs/distilled --results outputs/benchmark
 
 The recipes in `recipes/` call `main` too, so `accelerate launch recipes/distill.py ...` runs the same code.
-Heavy libraries are imported only once a subcommand runs, so `--help` answers at once.
+Each stage's own modules are imported only once it runs.
 """
 
 from __future__ import annotations
@@ -36,6 +40,14 @@ STAGES = {
         "hf_ssdd.config:DistillConfig", "hf_ssdd.distill:distill",
         "Distil a source dataset into synthetic images and target representations (KRR-ST).",
     ),
+    "pretrain": Stage(
+        "hf_ssdd.config:PretrainConfig", "hf_ssdd.pretraining:pretrain",
+        "Pre-train a learner on a distilled set (regression of its targets); saved in Hub format.",
+    ),
+    "transfer": Stage(
+        "hf_ssdd.config:TransferConfig", "hf_ssdd.transfer:transfer",
+        "Fine-tune or linearly probe a (pre-trained) learner on a labelled target; accuracy to results.json.",
+    ),
 }
 
 
@@ -57,9 +69,45 @@ def push(argv: list[str]) -> None:
     print(push_to_hub(args.folder, args.repo_id, repo_type=args.repo_type, private=args.private))
 
 
+def benchmark(argv: list[str]) -> None:
+    """`hf-ssdd benchmark --config FILE.yaml [--key value ...]`: methods x targets x seeds; resumes if interrupted."""
+    parser = argparse.ArgumentParser(prog="hf-ssdd benchmark", description=benchmark.__doc__)
+    parser.add_argument("--config", required=True, help="Benchmark YAML (see benchmarks/fashion_mnist.yaml).")
+    args, rest = parser.parse_known_args(argv)
+    if len(rest) % 2 or not all(key.startswith("--") for key in rest[::2]):
+        parser.error(f"overrides come as --key value pairs, got {' '.join(rest)}")
+    import yaml
+
+    from .benchmark import benchmark as run
+
+    overrides = {key[2:]: yaml.safe_load(value) for key, value in zip(rest[::2], rest[1::2])}
+    rows = run(args.config, overrides)
+    print(f"benchmark: {len(rows)} results; see {overrides.get('output_dir', 'output_dir')}/results.md")
+
+
+def card(argv: list[str]) -> None:
+    """`hf-ssdd card DISTILLED_DIR --results BENCH_DIR [--push REPO_ID]`: add benchmark results to a set's card."""
+    parser = argparse.ArgumentParser(prog="hf-ssdd card", description=card.__doc__)
+    parser.add_argument("distilled", help="Output folder of `distill`.")
+    parser.add_argument("--results", required=True, help="Output folder of `benchmark` (holding results.jsonl).")
+    parser.add_argument("--push", metavar="REPO_ID", help="Also upload the set with its new card to this repo.")
+    args = parser.parse_args(argv)
+    from .distilled_set import add_benchmark_results
+
+    print(f"card: {add_benchmark_results(args.distilled, args.results)}")
+    if args.push:
+        from .hub import push_to_hub
+
+        print(push_to_hub(args.distilled, args.push, repo_type="dataset"))
+
+
+COMMANDS = {"push": push, "benchmark": benchmark, "card": card}
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {**{name: stage.help for name, stage in STAGES.items()}, "push": push.__doc__.splitlines()[0]}
+    commands = {**{name: stage.help for name, stage in STAGES.items()},
+                **{name: fn.__doc__.splitlines()[0] for name, fn in COMMANDS.items()}}
     if not argv or argv[0] not in commands:
         print("usage: hf-ssdd {" + ",".join(commands) + "} [--config FILE.yaml] [--key value ...]\n")
         for name, text in commands.items():
@@ -68,8 +116,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
     command, rest = argv[0], argv[1:]
     try:
-        if command == "push":
-            return push(rest)
+        if command in COMMANDS:
+            return COMMANDS[command](rest)
         from .config import parse_config
 
         stage = STAGES[command]
@@ -84,7 +132,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from .distill import NonFiniteLossError
     from .hub import PushError
 
-    return ConfigError, NonFiniteLossError, PushError
+    return ConfigError, NonFiniteLossError, PushError, FloatingPointError
 
 
 if __name__ == "__main__":

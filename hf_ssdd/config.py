@@ -255,3 +255,102 @@ class TeacherTrainConfig(SourceConfig):
             raise ConfigError(f"weight_decay={self.weight_decay} must be >= 0.")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1).")
+
+
+@dataclass
+class PretrainConfig:
+    """Pre-train a learner on a distilled set by regressing its targets (MSE). Defaults: the paper's protocol."""
+
+    distilled: str | None = field(
+        default=None, metadata={"help": "Distilled set: output folder of `distill` or Hub dataset id."}
+    )
+    distilled_revision: str | None = field(default=None, metadata={"help": "Git revision of the Hub dataset."})
+    arch: str | None = field(
+        default=None,
+        metadata={"help": "Learner: convnet, vgg11, alexnet, mobilenet_v2, resnet10, resnet18, or a transformers "
+                          "config/model (folder or Hub id); default: the learner the set was distilled with."},
+    )
+    teacher: str | None = field(
+        default=None,
+        metadata={"help": "Knowledge distillation: regress this teacher's representations of augmented distilled "
+                          "images instead of the stored targets."},
+    )
+    num_epochs: int = field(default=1000, metadata={"help": "Passes over the distilled set."})
+    batch_size: int = field(default=256, metadata={"help": "Images per step (at most the set's size), all processes."})
+    learning_rate: float = field(default=0.1, metadata={"help": "SGD learning rate (constant)."})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum."})
+    weight_decay: float = field(default=1e-3, metadata={"help": "SGD weight decay."})
+    crop_padding: int = field(default=0, metadata={"help": "Random-crop padding of the images, pixels (0: off)."})
+    flip: bool = field(default=False, metadata={"help": "Random horizontal flip of the images."})
+    seed: int = field(default=0, metadata={"help": "Seed of the initialisation and the batches."})
+    output_dir: str = field(default="pretrained", metadata={"help": "Folder of the pre-trained model (Hub format)."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Allow replacing a non-empty output_dir."})
+    logging_steps: int = field(default=50, metadata={"help": "Log the loss every N steps."})
+    push_to_hub: str | None = field(default=None, metadata={"help": "Hub model repo id to upload the model to."})
+    private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
+
+    def __post_init__(self):
+        _check_positive(self, "num_epochs", "batch_size", "learning_rate", "logging_steps")
+        if self.momentum < 0 or self.weight_decay < 0 or self.crop_padding < 0:
+            raise ConfigError("momentum, weight_decay and crop_padding must be >= 0.")
+
+
+@dataclass
+class TransferConfig:
+    """Fine-tune (or linearly probe) a pre-trained learner on a labelled target. Defaults: the paper's protocol."""
+
+    target: str | None = field(
+        default=None,
+        metadata={"help": "Target dataset: Hub id, local folder (imagefolder / parquet / save_to_disk) or built-in "
+                          "name (fashion_mnist, digits)."},
+    )
+    target_config: str | None = field(default=None, metadata={"help": "Configuration name of the Hub dataset."})
+    target_revision: str | None = field(default=None, metadata={"help": "Git revision of the Hub dataset."})
+    image_column: str | None = field(default=None, metadata={"help": "Image column; default: the first one."})
+    label_column: str | None = field(
+        default=None, metadata={"help": "Label column; default: the first ClassLabel column, else `label`."}
+    )
+    train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    test_split: str | None = field(
+        default="test", metadata={"help": "Split to report on; carved from train (20%, fixed seed) when missing."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Few-label setting: a class-balanced sample of N training images."}
+    )
+    pretrained: str | None = field(
+        default=None, metadata={"help": "Pre-trained model (folder or Hub id); none: random init (`scratch`)."}
+    )
+    arch: str = field(
+        default="convnet", metadata={"help": "Network when starting from scratch (see `pretrain --arch`)."}
+    )
+    resolution: int | None = field(
+        default=None, metadata={"help": "From scratch: image side; default: the target's own size."}
+    )
+    channels: int | None = field(
+        default=None, metadata={"help": "From scratch: 1 or 3 channels; default: the target's own."}
+    )
+    protocol: str = field(
+        default="finetune", metadata={"help": "finetune (whole network) or linear (frozen features, linear head)."}
+    )
+    max_steps: int = field(default=10_000, metadata={"help": "Optimisation steps (linear: L-BFGS iterations)."})
+    batch_size: int = field(default=256, metadata={"help": "Images per fine-tuning step, over all processes."})
+    learning_rate: float = field(default=0.01, metadata={"help": "Fine-tuning SGD learning rate (cosine decay)."})
+    momentum: float = field(default=0.9, metadata={"help": "Fine-tuning SGD momentum."})
+    weight_decay: float = field(
+        default=5e-4, metadata={"help": "Fine-tuning SGD weight decay; linear: L2 penalty of the classifier."}
+    )
+    crop_padding: int = field(default=4, metadata={"help": "Fine-tuning random-crop padding, pixels (0: off)."})
+    flip: bool = field(default=True, metadata={"help": "Fine-tuning random horizontal flip."})
+    seed: int = field(default=0, metadata={"help": "Seed of the label sample, the head and the batches."})
+    output_dir: str = field(default="transfer", metadata={"help": "Folder for results.json."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Allow writing into a non-empty output_dir."})
+
+    def __post_init__(self):
+        if not self.target:
+            raise ConfigError("no target: pass --target (a Hub id, a local folder or a built-in name).")
+        _check_positive(self, "max_train_samples", "max_steps", "batch_size", "learning_rate", "resolution")
+        _check_choice(self, "protocol", ("finetune", "linear"))
+        if self.channels not in (None, 1, 3):
+            raise ConfigError(f"channels={self.channels} is not supported; use 1 (grey) or 3 (RGB).")
+        if self.momentum < 0 or self.weight_decay < 0 or self.crop_padding < 0:
+            raise ConfigError("momentum, weight_decay and crop_padding must be >= 0.")

@@ -58,7 +58,29 @@ def load_fashion_mnist(split: str = "train", revision: str | None = None):
     return datasets.Dataset.from_dict({"image": _read_idx(images), "label": labels}, features=features)
 
 
-BUILTIN_SOURCES = {"fashion_mnist": load_fashion_mnist}
+def load_digits(split: str = "train", revision: str | None = None):
+    """scikit-learn's 8x8 grey handwritten digits (1,797 images, 10 classes), shipped inside its wheel: works offline.
+
+    It has a `train` split only; `targets.load_target_splits` carves a test split from it.
+    """
+    import datasets
+
+    if split != "train":
+        raise ConfigError(f"split={split!r} does not exist in digits; use train.")
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError as err:
+        message = "digits needs scikit-learn: pip install scikit-learn (or pip install hf-ssdd[benchmark])."
+        raise ConfigError(message) from err
+    digits = sklearn_digits()
+    features = datasets.Features(
+        {"image": datasets.Array2D((8, 8), "uint8"), "label": datasets.ClassLabel(names=[str(d) for d in range(10)])}
+    )
+    images = np.round(digits.images * (255 / 16)).astype(np.uint8)  # (1797, 8, 8), values 0..16 -> 0..255
+    return datasets.Dataset.from_dict({"image": images, "label": digits.target}, features=features)
+
+
+BUILTIN_SOURCES = {"fashion_mnist": load_fashion_mnist, "digits": load_digits}
 
 
 def load_source(dataset: str, config: str | None = None, split: str = "train", revision: str | None = None):

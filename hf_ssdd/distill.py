@@ -67,6 +67,11 @@ def stop_requests():
             signal.signal(s, h)
 
 
+def initial_indices(num_images: int, m: int, seed: int) -> torch.Tensor:
+    """Indices `(m,)` of the real images the synthetic set starts from (the benchmark's `init` baseline)."""
+    return torch.randperm(num_images, generator=step_generator(seed, 0, stream=3))[:m]
+
+
 class Distiller:
     """State of one KRR-ST run: the synthetic set `(X_s, Y_s)`, its optimiser, the model pool, the real data.
 
@@ -116,7 +121,7 @@ class Distiller:
             cfg.teacher, cfg.teacher_revision, cfg.teacher_pooling, chunk_size=cfg.feature_chunk_size
         ).to(acc.device)
 
-        init = torch.randperm(len(self.images), generator=step_generator(cfg.seed, 0, stream=3))[: cfg.num_synthetic]
+        init = initial_indices(len(self.images), cfg.num_synthetic, cfg.seed)
         x_s = self.normalization.normalize(self.images[init].to(acc.device))
         self.init_indices = init.tolist()
         self.x_s = nn.Parameter(x_s)  # (m, C, H, W), normalised space

@@ -106,7 +106,14 @@ class DistilledSet:
         """Read a set written by `save` (or pushed to the Hub) back: tensors from the data, the rest from the card."""
         import datasets
 
-        ds = datasets.load_dataset(str(path_or_repo_id), split=split, revision=revision)
+        try:
+            ds = datasets.load_dataset(str(path_or_repo_id), split=split, revision=revision)
+        except (ValueError, FileNotFoundError, ConnectionError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(
+                f"{path_or_repo_id} cannot be read as a distilled set ({reason}); give a distilled set saved by "
+                "hf-ssdd (a folder from `hf-ssdd distill` or its Hub id)."
+            ) from None
         missing = [column for column in ("pixel_values", "target") if column not in ds.column_names]
         if missing:
             raise ConfigError(
@@ -151,6 +158,48 @@ def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def add_benchmark_results(folder: str | Path, results_dir: str | Path) -> Path:
+    """Put the benchmark results of this set's size (its methods, its baselines, scratch) into its card."""
+    from .benchmark import read_results, summarise
+
+    folder, results = Path(folder), Path(results_dir) / "results.jsonl"
+    rows = read_results(results)
+    if not rows:
+        raise ConfigError(f"{results} holds no results; run `hf-ssdd benchmark` first.")
+    distilled = DistilledSet.load(folder)
+    m = len(distilled.pixel_values)
+    summary = summarise([row for row in rows if row["m"] in (m, None)])
+    if not any(method == "distilled" for stats in summary.values() for method, _, _ in stats):
+        raise ConfigError(f"{results} has no result for a distilled set of m={m}; is it this set's benchmark?")
+    distilled.metadata["transfer_results"] = [
+        {"table": table, "column": column, "method": method, "m": size, "arch": arch, "mean": mean, "std": std,
+         "seeds": n}
+        for (table, column), stats in summary.items() for (method, size, arch), (mean, std, n) in stats.items()
+    ]
+    _write_atomic(folder / "README.md", lambda path: path.write_text(render_card(distilled)))
+    return folder / "README.md"
+
+
+def _results_section(results: list[dict]) -> str:
+    """Markdown table of `metadata["transfer_results"]`: one row per method, one column per (table, column)."""
+    if not results:
+        return ""
+    columns = list(dict.fromkeys((r["table"], r["column"]) for r in results))
+    methods = list(dict.fromkeys((r["method"], r["m"], r["arch"]) for r in results))
+    cells = {(r["method"], r["m"], r["arch"], r["table"], r["column"]): r for r in results}
+    scale = lambda table: 1 if table == "label-free" else 100  # noqa: E731
+    head = "| method | " + " | ".join(f"{t}: {c}" for t, c in columns) + " |"
+    lines = [head, "|---" * (len(columns) + 1) + "|"]
+    for method in methods:
+        row = [cells.get((*method, *col)) for col in columns]
+        text = [" " if r is None else f"{r['mean'] * scale(r['table']):.2f} ± {r['std'] * scale(r['table']):.2f}"
+                for r in row]
+        lines.append(f"| {method[0]}{'' if method[1] is None else f' (m={method[1]})'} | " + " | ".join(text) + " |")
+    return ("\n## Transfer results\n\nAccuracy (%) after pre-training on each set and transferring "
+            "(mean ± std over seeds), and the label-free R² on held-out source images, from `hf-ssdd benchmark`.\n\n"
+            + "\n".join(lines) + "\n")
 
 
 def _card_block(path_or_repo_id: str | Path, revision: str | None) -> dict:
@@ -284,8 +333,15 @@ data = load_dataset("{SNIPPET_PLACEHOLDER}", split="train").with_format("torch")
 x, y = data["pixel_values"], data["target"]  # ({m}, {c}, {h}, {w}), ({m}, {d}) float32
 ```
 
-Pre-train a learner on it by MSE (the paper's recipe: SGD lr 0.1, momentum 0.9, weight decay 1e-3, batch 256,
-1000 epochs), then fine-tune `learner.embed` on your task:
+Pre-train a learner on it and fine-tune it on a labelled task with hf-ssdd:
+
+```bash
+hf-ssdd pretrain --distilled {SNIPPET_PLACEHOLDER} --output_dir pretrained
+hf-ssdd transfer --pretrained pretrained --target <dataset> --output_dir transfer
+```
+
+or by hand: regress the targets by MSE (the paper's recipe: SGD lr 0.1, momentum 0.9, weight decay 1e-3,
+batch 256, 1000 epochs), then fine-tune `learner.embed` on your task:
 
 ```python
 from hf_ssdd.learners import ConvNet
@@ -300,6 +356,7 @@ for epoch in range(1000):
         optimizer.step()
 ```
 
+{_results_section(md.get("transfer_results", []))}
 ## Provenance
 
 | | |

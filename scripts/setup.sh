@@ -13,4 +13,4 @@ fi
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q "torch==2.13.0" -e ".[test,tensorboard]"
+.venv/bin/python -m pip install -q "torch==2.13.0" -e ".[test,tensorboard,benchmark]"

@@ -43,3 +43,45 @@ def tiny_teacher(tmp_path_factory):
         "do_rescale": True, "rescale_factor": 1 / 255,
     }))
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_labelled(tmp_path_factory):
+    """An easy two-class task on 12x12 grey images (a bright blob in the top or the bottom half), with a `label`
+    ClassLabel column; `train` (64) and `test` (32) splits, saved with `save_to_disk`."""
+    import datasets
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:12, :12]
+
+    def split(n):
+        labels = np.arange(n) % 2
+        images = []
+        for label in labels:
+            cy, cx = rng.uniform(1.5, 4) + 6.5 * label, rng.uniform(3, 9)
+            blob = 255 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 2.0**2))
+            images.append((blob + rng.uniform(0, 40, (12, 12))).clip(0, 255).astype(np.uint8))
+        features = datasets.Features(
+            {"image": datasets.Array2D((12, 12), "uint8"), "label": datasets.ClassLabel(names=["top", "bottom"])}
+        )
+        return datasets.Dataset.from_dict({"image": np.stack(images), "label": labels}, features=features)
+
+    path = tmp_path_factory.mktemp("labelled") / "top-bottom"
+    datasets.DatasetDict({"train": split(64), "test": split(32)}).save_to_disk(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_distilled(tiny_labelled, tiny_teacher, tmp_path_factory):
+    """A distilled set of 6 images of `tiny_labelled` (3 outer steps), as `hf-ssdd distill` writes it."""
+    from hf_ssdd.config import DistillConfig
+    from hf_ssdd.distill import Distiller
+
+    path = tmp_path_factory.mktemp("distilled") / "m6"
+    cfg = DistillConfig(
+        dataset=tiny_labelled, teacher=tiny_teacher, output_dir=str(path), num_synthetic=6, max_steps=3,
+        batch_size=16, learner_depth=2, learner_width=4, pool_size=2, pool_steps=4, learning_rate=1e-2,
+        report_to="none",
+    )
+    Distiller(cfg).train()
+    return str(path)

@@ -1,0 +1,192 @@
+"""`pretrain`: train a learner on a small set of images by regressing their targets, then save it in Hub format.
+
+    hf-ssdd pretrain --distilled outputs/distilled --output_dir outputs/pretrained
+    hf-ssdd pretrain --distilled user/fashion-mnist-krr-st --arch resnet18 --output_dir outputs/resnet18
+
+This is what a distilled set is for: the learner's head regresses `target (d,)` from `pixel_values` by MSE, and its
+features are then transferred (`hf-ssdd transfer`). The baselines of the benchmark use the same `fit` with other
+sets: real subsets with teacher targets (MSE) or with class labels (cross-entropy).
+
+With `--teacher`, the targets are recomputed by that teacher on each augmented batch of the distilled images:
+knowledge distillation that sees no real image (paper Table 4). The teacher is always run in eval mode.
+
+Output folder, written into a temporary sibling and renamed into place:
+
+    pretrained/
+        config.json, model.safetensors   # AutoModelForImageClassification (head: d regression outputs)
+        preprocessor_config.json          # size, mean, std of the distilled set's space
+        pretrain_config.yaml, train_log.json, README.md
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ConfigError, PretrainConfig, check_output_dir, save_config
+from .data import Augmentation, Normalization, batch_indices, step_generator
+
+
+@dataclass
+class TrainingSet:
+    """Images in the learner's normalised space `(m, C, H, W)` and what to learn from them.
+
+    `targets` is either float `(m, d)` representations (MSE) or int64 `(m,)` class labels (cross-entropy).
+    """
+
+    pixel_values: torch.Tensor
+    targets: torch.Tensor
+    normalization: Normalization
+
+    @property
+    def uses_labels(self) -> bool:
+        return not self.targets.is_floating_point()
+
+    @property
+    def num_outputs(self) -> int:
+        return int(self.targets.max()) + 1 if self.uses_labels else self.targets.shape[1]
+
+
+def fit(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accelerator, teacher=None) -> list[dict]:
+    """Train `model` (an `AutoModelForImageClassification`) in place on `data`; return the logged history.
+
+    Steps are `num_epochs * ceil(m / batch_size)`; batch `step` is a slice of a seeded permutation of the set, and
+    every process takes its share of it. With `teacher`, targets are its representations of each (augmented) batch.
+    """
+    from tqdm.auto import tqdm
+
+    acc, m = accelerator, len(data.pixel_values)
+    batch_size = min(cfg.batch_size, m)
+    max_steps = cfg.num_epochs * math.ceil(m / batch_size)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    model, optimizer = acc.prepare(model, optimizer)
+    model.train()
+    if teacher is not None:
+        teacher.eval()
+    history, window = [], []
+    bar = tqdm(range(max_steps), desc="pretrain", disable=not acc.is_main_process, leave=False)
+    for step in bar:
+        local = torch.arange(batch_size).chunk(acc.num_processes)[acc.process_index]
+        indices = batch_indices(m, batch_size, step, cfg.seed)[local]
+        x = data.pixel_values[indices].to(acc.device)
+        if cfg.crop_padding or cfg.flip:
+            views = Augmentation.sample(batch_size, cfg.crop_padding, cfg.flip, step_generator(cfg.seed, step, 4))
+            x = views[local].apply(x)
+        outputs = model(pixel_values=x).logits
+        if teacher is not None:
+            with torch.no_grad():
+                y = teacher(data.normalization.denormalize(x).clamp(0, 1))
+        else:
+            y = data.targets[indices].to(acc.device)
+        loss = F.cross_entropy(outputs, y) if data.uses_labels and teacher is None else F.mse_loss(outputs, y)
+        acc.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        window.append(loss.detach())
+        if (step + 1) % cfg.logging_steps == 0 or step + 1 == max_steps:
+            mean_loss = acc.reduce(torch.stack(window).mean(), "mean").item()
+            if not math.isfinite(mean_loss):
+                raise FloatingPointError(
+                    f"pre-training loss is {mean_loss} at step {step + 1}; lower --learning_rate."
+                )
+            history.append({"step": step + 1, "loss": mean_loss})
+            bar.set_postfix(loss=f"{mean_loss:.4g}")
+            window = []
+    bar.close()
+    model = acc.unwrap_model(model)
+    model.eval()
+    return history
+
+
+def distilled_training_set(distilled) -> TrainingSet:
+    """A `DistilledSet` as a `TrainingSet`: its synthetic images and learned targets."""
+    normalization = Normalization(tuple(distilled.mean), tuple(distilled.std))
+    return TrainingSet(distilled.pixel_values.float(), distilled.targets.float(), normalization)
+
+
+def default_arch(distilled, arch: str | None) -> tuple[str, dict]:
+    """`(arch, options)`: the learner recorded in the set's card when `arch` is None or `convnet`, else `arch`."""
+    learner = distilled.metadata.get("learner") or {}
+    if arch not in (None, "convnet"):
+        return arch, {}
+    if not learner:
+        return "convnet", {}
+    return "convnet", {k: learner[k] for k in ("depth", "width", "norm", "pooling") if k in learner}
+
+
+def pretrain(cfg: PretrainConfig) -> Path:
+    """Pre-train a learner on `cfg.distilled` and save it to `cfg.output_dir`; returns that folder."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from .distilled_set import DistilledSet
+    from .modeling import learner_config, new_model
+
+    if not cfg.distilled:
+        raise ConfigError("no distilled set: pass --distilled (a folder from `hf-ssdd distill` or a Hub id).")
+    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)
+    acc = Accelerator()
+    with acc.main_process_first():
+        distilled = DistilledSet.load(cfg.distilled, revision=cfg.distilled_revision)
+    data = distilled_training_set(distilled)
+    _, channels, resolution, _ = data.pixel_values.shape
+    teacher = None
+    if cfg.teacher is not None:
+        from .teachers import Teacher
+
+        teacher = Teacher.from_pretrained(cfg.teacher).to(acc.device)
+    dim = teacher.dim if teacher is not None else data.num_outputs
+    arch, options = default_arch(distilled, cfg.arch)
+    set_seed(cfg.seed)
+    model = new_model(learner_config(arch, channels, resolution, dim, **options))
+    model.config.problem_type = "regression"
+
+    start = time.perf_counter()
+    history = fit(model, data, cfg, acc, teacher=teacher)
+    stats = {"steps": history[-1]["step"], "final_loss": history[-1]["loss"], "wall_time_s": time.perf_counter() - start,
+             "num_images": len(data.pixel_values), "resolution": resolution, "distilled_metadata": distilled.metadata}
+    out = Path(cfg.output_dir)
+    if acc.is_main_process:
+        save_pretrained(model, out, cfg, data.normalization, stats, history)
+    acc.wait_for_everyone()
+    acc.end_training()
+    if cfg.push_to_hub and acc.is_main_process:
+        from .hub import push_to_hub
+
+        print(f"pretrain: pushed {out} to {push_to_hub(out, cfg.push_to_hub, repo_type='model', private=cfg.private)}")
+    return out
+
+
+def save_pretrained(model, output_dir, cfg: PretrainConfig, normalization, stats: dict, history: list[dict]) -> Path:
+    """Write the model folder (see the module docstring) into a temporary sibling, then rename it into place."""
+    from .model_card import pretrained_card
+    from .teacher_training import preprocessor_config
+
+    out = Path(output_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        model.save_pretrained(tmp)
+        preprocessing = preprocessor_config(stats["resolution"], normalization)
+        (tmp / "preprocessor_config.json").write_text(json.dumps(preprocessing, indent=2) + "\n")
+        save_config(cfg, tmp / "pretrain_config.yaml")
+        (tmp / "train_log.json").write_text(json.dumps(history, indent=1) + "\n")
+        (tmp / "README.md").write_text(pretrained_card(model, cfg, stats))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

@@ -1,0 +1,218 @@
+"""`transfer`: how much a pre-trained learner helps on a labelled target task, as test accuracy.
+
+    hf-ssdd transfer --pretrained outputs/pretrained --target fashion_mnist --max_train_samples 100
+    hf-ssdd transfer --pretrained outputs/pretrained --target digits --protocol linear
+    hf-ssdd transfer --target fashion_mnist --arch convnet       # no --pretrained: the `scratch` baseline
+
+Two protocols. `finetune` (the paper's): a new linear head, then the whole network trained with cross-entropy by
+SGD with a cosine schedule on crop + flip views. `linear`: the network frozen in eval mode, its features
+standardised, and a logistic-regression head fitted to convergence by L-BFGS (deterministic, nothing to tune but
+the L2 penalty). Target images are converted to the network's channels and side and normalised as in
+pre-training. Accuracy comes from the `evaluate` module shipped in `hf_ssdd/metrics`.
+
+Writes `output_dir/results.json`; when `--pretrained` is a local folder, the result is also merged into its card's
+`model-index`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ConfigError, TransferConfig, check_output_dir
+from .data import Augmentation, Normalization, batch_indices, step_generator
+from .targets import LabelledImages, balanced_subset, load_target_splits
+
+
+def load_pretrained(name_or_path: str):
+    """`(model, normalization)`: a pre-trained `AutoModelForImageClassification` and the input space it was trained in
+    (read from its preprocessor_config.json)."""
+    from transformers import AutoModelForImageClassification
+
+    from .teachers import _preprocessing
+
+    try:
+        model = AutoModelForImageClassification.from_pretrained(name_or_path)
+    except (OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"pretrained={name_or_path!r} cannot be loaded ({reason}); check --pretrained.") from None
+    _, mean, std = _preprocessing(name_or_path, None, model.config)
+    return model, Normalization(tuple(mean), tuple(std))
+
+
+def input_format(model) -> tuple[int, int]:
+    """`(channels, side)` the network was built for."""
+    config = model.config
+    side = getattr(config, "image_size", None)
+    if not isinstance(side, int):
+        raise ConfigError(f"cannot tell the input size of {type(model).__name__}; its config has no image_size.")
+    return config.num_channels, side
+
+
+def batched(fn, x: torch.Tensor, device, chunk_size: int = 1024) -> torch.Tensor:
+    """`fn` over `x` in chunks, without gradients; results concatenated on the CPU."""
+    with torch.no_grad():
+        return torch.cat([fn(x[i : i + chunk_size].to(device)).float().cpu() for i in range(0, len(x), chunk_size)])
+
+
+def accuracy(model, images: torch.Tensor, labels: torch.Tensor, normalization: Normalization, device) -> float:
+    """Top-1 accuracy of `model` (eval mode) on uint8 `images (N, C, H, W)`, computed by the shipped metric."""
+    import evaluate
+
+    from .metrics import metric_path
+
+    model.eval()
+    logits = batched(lambda x: model(pixel_values=normalization.normalize(x)).logits, images, device)
+    metric = evaluate.load(metric_path("accuracy"))
+    return metric.compute(predictions=logits.argmax(1).tolist(), references=labels.tolist())["accuracy"]
+
+
+def finetune(model, train: LabelledImages, normalization: Normalization, cfg: TransferConfig, accelerator) -> list:
+    """Train the whole `model` in place with cross-entropy on augmented views; return the logged losses."""
+    from tqdm.auto import tqdm
+
+    acc, n = accelerator, len(train.images)
+    batch_size = min(cfg.batch_size, n)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    cosine = lambda step: 0.5 * (1 + math.cos(math.pi * step / cfg.max_steps))  # noqa: E731
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
+    wrapped, optimizer = acc.prepare(model, optimizer)
+    wrapped.train()
+    history, window = [], []
+    for step in tqdm(range(cfg.max_steps), desc="finetune", disable=not acc.is_main_process, leave=False):
+        local = torch.arange(batch_size).chunk(acc.num_processes)[acc.process_index]
+        indices = batch_indices(n, batch_size, step, cfg.seed)[local]
+        views = Augmentation.sample(batch_size, cfg.crop_padding, cfg.flip, step_generator(cfg.seed, step, stream=5))
+        x = views[local].apply(normalization.normalize(train.images[indices].to(acc.device)))
+        loss = F.cross_entropy(wrapped(pixel_values=x).logits, train.labels[indices].to(acc.device))
+        acc.backward(loss)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        window.append(loss.detach())
+        if (step + 1) % 100 == 0 or step + 1 == cfg.max_steps:
+            mean_loss = acc.reduce(torch.stack(window).mean(), "mean").item()
+            if not math.isfinite(mean_loss):
+                raise FloatingPointError(f"fine-tuning loss is {mean_loss} at step {step + 1}; lower --learning_rate.")
+            history.append({"step": step + 1, "loss": mean_loss})
+            window = []
+    model.eval()
+    return history
+
+
+def linear_probe(model, train: LabelledImages, test: LabelledImages, normalization, cfg: TransferConfig, device):
+    """Accuracy on `test` of a logistic regression on the frozen, standardised features of `model`."""
+    import evaluate
+
+    from .metrics import metric_path
+    from .modeling import features
+
+    model.eval()
+    embed = lambda x: features(model, normalization.normalize(x))  # noqa: E731
+    train_features, test_features = batched(embed, train.images, device), batched(embed, test.images, device)
+    mean, std = train_features.mean(0), train_features.std(0).clamp_min(1e-6)
+    train_features, test_features = (train_features - mean) / std, (test_features - mean) / std
+    torch.manual_seed(cfg.seed)
+    head = nn.Linear(train_features.shape[1], train.num_classes)
+    optimizer = torch.optim.LBFGS(head.parameters(), lr=1, max_iter=cfg.max_steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(head(train_features), train.labels) + cfg.weight_decay * head.weight.pow(2).sum() / 2
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        predictions = head(test_features).argmax(1)
+    metric = evaluate.load(metric_path("accuracy"))
+    return metric.compute(predictions=predictions.tolist(), references=test.labels.tolist())["accuracy"]
+
+
+def run_transfer(cfg: TransferConfig, accelerator, splits=None) -> dict:
+    """Transfer as `cfg` says and return the result (what `results.json` holds); writes nothing.
+
+    `splits` (train, test) skips loading the target, for callers that transfer many models to one target.
+    """
+    from accelerate.utils import set_seed
+
+    from .modeling import learner_config, new_model, replace_head
+
+    set_seed(cfg.seed)
+    start = time.perf_counter()
+    model, normalization, channels, side = None, None, cfg.channels, cfg.resolution
+    if cfg.pretrained is not None:
+        model, normalization = load_pretrained(cfg.pretrained)
+        channels, side = input_format(model)
+    with accelerator.main_process_first():
+        train, test = splits or load_splits(cfg, side, channels)
+    if cfg.max_train_samples is not None and cfg.max_train_samples < len(train.images):
+        keep = balanced_subset(train.labels, cfg.max_train_samples, cfg.seed)
+        train = LabelledImages(train.images[keep], train.labels[keep], train.class_names)
+    if model is None:
+        _, channels, side, _ = train.images.shape
+        model = new_model(learner_config(cfg.arch, channels, side, num_labels=train.num_classes))
+    normalization = normalization or Normalization.measure(train.images)
+    torch.manual_seed(cfg.seed)
+    replace_head(model, train.num_classes, dict(enumerate(train.class_names)))
+    model.to(accelerator.device)
+    if cfg.protocol == "linear":
+        score = linear_probe(model, train, test, normalization, cfg, accelerator.device)
+    else:
+        finetune(model, train, normalization, cfg, accelerator)
+        score = accuracy(model, test.images, test.labels, normalization, accelerator.device)
+    return {
+        "accuracy": score,
+        "target": cfg.target,
+        "protocol": cfg.protocol,
+        "pretrained": cfg.pretrained,
+        "arch": model.config.model_type if cfg.pretrained else cfg.arch,
+        "seed": cfg.seed,
+        "max_train_samples": cfg.max_train_samples,
+        "num_train": len(train.images),
+        "num_test": len(test.images),
+        "num_classes": train.num_classes,
+        "train_split": cfg.train_split,
+        "test_split": cfg.test_split,
+        "max_steps": cfg.max_steps,
+        "wall_time_s": time.perf_counter() - start,
+    }
+
+
+def load_splits(cfg: TransferConfig, side: int | None, channels: int | None):
+    """`(train, test)` of the target at the network's input format; a carved test split always uses seed 0."""
+    return load_target_splits(
+        cfg.target, train_split=cfg.train_split, test_split=cfg.test_split, config=cfg.target_config,
+        revision=cfg.target_revision, image_column=cfg.image_column, label_column=cfg.label_column,
+        resolution=side, channels=channels, seed=0,
+    )
+
+
+def transfer(cfg: TransferConfig) -> dict:
+    """Run `cfg`, write `output_dir/results.json`, add the result to a local pre-trained model's card."""
+    from accelerate import Accelerator
+
+    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)
+    acc = Accelerator()
+    result = run_transfer(cfg, acc)
+    if acc.is_main_process:
+        out = Path(cfg.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / "results.json.tmp"
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(out / "results.json")
+        if cfg.pretrained and (Path(cfg.pretrained) / "README.md").is_file():
+            from .model_card import add_results
+
+            add_results(cfg.pretrained, [result])
+        print(f"transfer: {cfg.protocol} accuracy on {cfg.target} = {result['accuracy']:.4f} -> {out / 'results.json'}")
+    acc.wait_for_everyone()
+    return result

@@ -1,0 +1,119 @@
+"""The benchmark: every method runs, results follow the schema, an interrupted benchmark resumes, reports render."""
+
+import json
+
+import pytest
+import yaml
+
+from hf_ssdd.benchmark import METHODS, Benchmark, BenchmarkConfig, read_results, ridge_r2, run_id, summarise
+from hf_ssdd.config import ConfigError
+from hf_ssdd.distilled_set import DistilledSet, add_benchmark_results
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def write_config(path, distilled, target, **overrides):
+    values = {
+        "distilled": [distilled], "targets": [{"dataset": target, "name": "top-bottom"},
+                                              {"dataset": target, "name": "top-bottom-8", "max_train_samples": 8}],
+        "output_dir": str(path.parent / "bench"), "methods": list(METHODS), "seeds": [0, 1],
+        "pretrain": {"num_epochs": 3}, "finetune": {"max_steps": 3, "batch_size": 16}, "linear": {"max_steps": 20},
+        "label_free_images": 32,
+    }
+    path.write_text(yaml.safe_dump({**values, **overrides}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_distilled, tiny_labelled, tmp_path_factory):
+    config = write_config(tmp_path_factory.mktemp("bench") / "bench.yaml", tiny_distilled, tiny_labelled)
+    rows = Benchmark(BenchmarkConfig.from_yaml(config)).run()
+    return config, rows
+
+
+def test_every_method_target_protocol_and_seed_gives_one_result(finished):
+    config, rows = finished
+    out = config.parent / "bench"
+    assert read_results(out / "results.jsonl") == rows
+    transfers = [r for r in rows if r["protocol"] != "label-free"]
+    per_size = [name for name, method in METHODS.items() if method.per_size]
+    assert len(transfers) == (len(per_size) + 2) * 2 * 2 * 2  # (methods) x targets x protocols x seeds
+    assert len({run_id(r) for r in rows}) == len(rows)
+    for row in transfers:
+        assert {"target", "method", "arch", "seed", "accuracy", "m", "protocol"} <= set(row)
+        assert 0 <= row["accuracy"] <= 1
+        assert row["m"] == (6 if METHODS[row["method"]].per_size else None)
+    assert {r["num_train"] for r in transfers if r["target"] == "top-bottom-8"} == {8}
+
+
+def test_label_free_scores_exist_for_every_model_and_head_r2_only_for_teacher_targets(finished):
+    _, rows = finished
+    label_free = {(r["method"], r["seed"]): r for r in rows if r["protocol"] == "label-free"}
+    assert len(label_free) == len(METHODS) * 2
+    for (method, _), row in label_free.items():
+        assert row["probe_r2"] <= 1
+        assert (row["r2"] is None) == (method in ("scratch", "random", "kmeans")), method
+
+
+def test_reports_are_written(finished):
+    config, _ = finished
+    out = config.parent / "bench"
+    table = (out / "results.md").read_text()
+    for name in METHODS:
+        assert f"| {name}" in table
+    assert "± " in table and "top-bottom-8" in table and "ridge-probe R²" in table
+    assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_interrupted_benchmark_resumes_without_redoing_finished_runs(finished, tiny_distilled, tiny_labelled,
+                                                                         tmp_path):
+    config, rows = finished
+    out = tmp_path / "bench"
+    out.mkdir()
+    kept = rows[:7]
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept) + '{"method": "sc')  # cut short
+    resumed = Benchmark(BenchmarkConfig.from_yaml(config, {"output_dir": str(out)})).run()
+    assert resumed[:7] == kept and len(resumed) == len(rows)
+    assert sorted(map(run_id, resumed)) == sorted(map(run_id, rows))
+    again = Benchmark(BenchmarkConfig.from_yaml(config, {"output_dir": str(out)}))
+    assert again.run() == resumed, "a finished benchmark reruns nothing"
+
+
+def test_the_distilled_card_gets_the_results(finished, tiny_distilled, tmp_path):
+    import shutil
+
+    config, _ = finished
+    folder = tmp_path / "set"
+    shutil.copytree(tiny_distilled, folder)
+    add_benchmark_results(folder, config.parent / "bench")
+    card = (folder / "README.md").read_text()
+    assert "## Transfer results" in card and "| distilled (m=6) |" in card and "| scratch |" in card
+    results = DistilledSet.load(folder).metadata["transfer_results"]
+    assert {r["method"] for r in results} == set(METHODS)
+    with pytest.raises(ConfigError, match="no results"):
+        add_benchmark_results(folder, tmp_path / "nowhere")
+
+
+def test_summaries_are_mean_and_sample_std():
+    rows = [{"method": "a", "m": 1, "arch": "convnet", "target": "t", "protocol": "linear", "accuracy": v}
+            for v in (0.5, 0.7, 0.9)]
+    mean, std, n = summarise(rows)[("linear", "t")][("a", 1, "convnet")]
+    assert mean == pytest.approx(0.7) and std == pytest.approx(0.2) and n == 3
+
+
+def test_ridge_r2_is_near_one_for_linear_targets_and_near_zero_for_noise():
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 20, generator=g)
+    assert ridge_r2(x, x @ torch.randn(20, 5, generator=g)) > 0.99
+    assert ridge_r2(x, torch.randn(400, 5, generator=g)) < 0.1
+
+
+def test_bad_configs_are_one_line_errors(tmp_path, tiny_distilled, tiny_labelled):
+    with pytest.raises(ConfigError, match="unknown"):
+        BenchmarkConfig.from_yaml(write_config(tmp_path / "a.yaml", tiny_distilled, tiny_labelled, methods=["magic"]))
+    with pytest.raises(ConfigError, match="unknown key"):
+        BenchmarkConfig.from_yaml(write_config(tmp_path / "b.yaml", tiny_distilled, tiny_labelled, colour="red"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        BenchmarkConfig.from_yaml(tmp_path / "missing.yaml")

@@ -1,0 +1,69 @@
+"""Pre-training on a distilled set: the learner regresses the targets, and is saved as a Hub model with a card."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModel, AutoModelForImageClassification
+
+from hf_ssdd.config import ConfigError, PretrainConfig
+from hf_ssdd.data import Normalization
+from hf_ssdd.distilled_set import DistilledSet
+from hf_ssdd.pretraining import TrainingSet, fit, pretrain
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def test_pretrain_fits_the_targets_and_saves_an_auto_model(tiny_distilled, tmp_path):
+    out = pretrain(PretrainConfig(distilled=tiny_distilled, num_epochs=60, learning_rate=0.05, output_dir=str(tmp_path / "p")))
+    distilled = DistilledSet.load(tiny_distilled)
+    model = AutoModelForImageClassification.from_pretrained(out).eval()
+    assert model.config.arch == "convnet" and model.config.arch_options == {"depth": 2, "width": 4, "norm": "batch",
+                                                                            "pooling": "avg"}
+    assert AutoModel.from_pretrained(out).feature_dim == model.learner.feature_dim
+    log = json.loads((out / "train_log.json").read_text())
+    assert log[-1]["step"] == 60 and log[-1]["loss"] < 0.5 * log[0]["loss"]
+    with torch.no_grad():
+        fitted = torch.nn.functional.mse_loss(model(pixel_values=distilled.pixel_values).logits, distilled.targets)
+    assert fitted < 0.01 * distilled.targets.pow(2).mean(), "in eval mode too, the head reproduces the targets"
+    card = (out / "README.md").read_text()
+    assert "hf_ssdd_learner" in card and tiny_distilled in card
+    preprocessing = json.loads((out / "preprocessor_config.json").read_text())
+    assert preprocessing["image_mean"] == pytest.approx(list(distilled.mean))
+
+
+def test_another_architecture_is_chosen_with_arch(tiny_distilled, tmp_path):
+    out = pretrain(PretrainConfig(distilled=tiny_distilled, arch="resnet10", num_epochs=1, output_dir=str(tmp_path / "r")))
+    assert AutoModelForImageClassification.from_pretrained(out).config.arch == "resnet10"
+
+
+def test_labels_are_learned_by_cross_entropy():
+    torch.manual_seed(0)
+    x = torch.randn(20, 1, 8, 8)
+    labels = (x.mean((1, 2, 3)) > 0).long()
+    from hf_ssdd.modeling import learner_config, new_model
+
+    model = new_model(learner_config("convnet", 1, 8, 2, depth=1, width=4))
+    from accelerate import Accelerator
+
+    data = TrainingSet(x, labels, Normalization((0.0,), (1.0,)))
+    history = fit(model, data, PretrainConfig(num_epochs=80, learning_rate=0.05, logging_steps=10), Accelerator())
+    assert data.uses_labels and history[-1]["loss"] < 0.3
+    assert (model(pixel_values=x).logits.argmax(1) == labels).float().mean() > 0.9
+
+
+def test_knowledge_distillation_regresses_the_teacher_in_eval_mode(tiny_distilled, tiny_teacher, tmp_path):
+    from hf_ssdd.teachers import Teacher
+
+    out = pretrain(PretrainConfig(distilled=tiny_distilled, teacher=tiny_teacher, num_epochs=2, crop_padding=2,
+                                  flip=True, output_dir=str(tmp_path / "kd")))
+    assert AutoModelForImageClassification.from_pretrained(out).config.num_labels == Teacher.from_pretrained(
+        tiny_teacher).dim
+    assert "knowledge distillation" in (out / "README.md").read_text()
+
+
+def test_bad_inputs_are_clear_errors(tiny_source, tmp_path):
+    with pytest.raises(ConfigError, match="no distilled set"):
+        pretrain(PretrainConfig(output_dir=str(tmp_path / "a")))
+    with pytest.raises(ConfigError, match="give a distilled set saved by hf-ssdd"):
+        pretrain(PretrainConfig(distilled=tiny_source, output_dir=str(tmp_path / "b")))

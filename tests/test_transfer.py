@@ -1,0 +1,68 @@
+"""Transfer: fine-tuning and linear probing on a labelled target, from scratch or from a pre-trained learner."""
+
+import json
+
+import pytest
+from huggingface_hub import ModelCard
+
+from hf_ssdd.config import ConfigError, PretrainConfig, TransferConfig
+from hf_ssdd.pretraining import pretrain
+from hf_ssdd.transfer import transfer
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def scratch(target, tmp_path, **overrides):
+    values = dict(target=target, arch="convnet", max_steps=60, batch_size=32, learning_rate=0.05,
+                  output_dir=str(tmp_path / "scratch"))
+    return TransferConfig(**{**values, **overrides})
+
+
+def test_finetuning_from_scratch_beats_chance_on_an_easy_task(tiny_labelled, tmp_path):
+    result = transfer(scratch(tiny_labelled, tmp_path))
+    assert result["accuracy"] >= 0.8 and result["num_classes"] == 2 and result["num_test"] == 32
+    saved = json.loads((tmp_path / "scratch" / "results.json").read_text())
+    assert saved["accuracy"] == result["accuracy"] and 0 <= saved["accuracy"] <= 1
+    assert {"target", "protocol", "seed", "max_train_samples", "pretrained"} <= set(saved)
+
+
+def test_linear_probe_of_random_features_beats_chance(tiny_labelled, tmp_path):
+    result = transfer(scratch(tiny_labelled, tmp_path, protocol="linear", max_steps=100))
+    assert result["accuracy"] >= 0.8 and result["protocol"] == "linear"
+
+
+def test_few_labels_are_a_balanced_sample_fixed_by_the_seed(tiny_labelled, tmp_path):
+    a = transfer(scratch(tiny_labelled, tmp_path, max_train_samples=8, max_steps=5, output_dir=str(tmp_path / "a")))
+    b = transfer(scratch(tiny_labelled, tmp_path, max_train_samples=8, max_steps=5, output_dir=str(tmp_path / "b")))
+    assert a["num_train"] == 8 and a["accuracy"] == b["accuracy"]
+
+
+def test_a_pretrained_learner_transfers_and_its_card_gets_the_result(tiny_distilled, tiny_labelled, tmp_path):
+    model = pretrain(PretrainConfig(distilled=tiny_distilled, num_epochs=3, output_dir=str(tmp_path / "p")))
+    for protocol in ("finetune", "linear"):
+        result = transfer(TransferConfig(
+            target=tiny_labelled, pretrained=str(model), protocol=protocol, max_steps=40, batch_size=32,
+            learning_rate=0.05, output_dir=str(tmp_path / protocol),
+        ))
+        assert result["accuracy"] >= 0.75, protocol
+    results = ModelCard.load(model / "README.md").data.eval_results
+    assert sorted(r.metric_name for r in results) == ["Fine-tuning accuracy", "Linear-probe accuracy"]
+    assert all(r.metric_type == "accuracy" and 0 <= r.metric_value <= 1 for r in results)
+
+
+def test_images_are_converted_to_the_networks_channels_and_side(tiny_labelled, tmp_path):
+    result = transfer(scratch(tiny_labelled, tmp_path, channels=3, resolution=16, max_steps=2))
+    assert result["num_train"] == 64
+
+
+def test_bad_targets_are_one_line_errors(tiny_labelled, tiny_source, tmp_path):
+    with pytest.raises(ConfigError, match="no target"):
+        TransferConfig()
+    with pytest.raises(ConfigError, match="neither a built-in name"):
+        transfer(scratch(str(tmp_path / "missing"), tmp_path, output_dir=str(tmp_path / "x")))
+    with pytest.raises(ConfigError, match="label"):
+        transfer(scratch(tiny_source, tmp_path, output_dir=str(tmp_path / "y")))
+    with pytest.raises(ConfigError, match="label_column='nope'|nope"):
+        transfer(scratch(tiny_labelled, tmp_path, label_column="nope", output_dir=str(tmp_path / "z")))
+    with pytest.raises(ConfigError, match="check --pretrained"):
+        transfer(scratch(tiny_labelled, tmp_path, pretrained=str(tmp_path), output_dir=str(tmp_path / "w")))
