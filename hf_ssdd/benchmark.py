@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,6 +219,29 @@ METHODS = {
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+CONFIG_FILE = "benchmark_config.yaml"
+SETTINGS = ("teacher", "pretrain", "finetune", "linear", "full_epochs", "label_free_split", "label_free_images")
+
+
+def check_resumable(cfg: BenchmarkConfig, out: Path) -> None:
+    """Results in `out` may be resumed or extended (more seeds, methods, targets) only under the same settings."""
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not (out / CONFIG_FILE).exists():
+        check_output_dir(str(out), overwrite=False)  # a folder that is not a benchmark's: refuse, with its message
+        return
+    saved = yaml.safe_load((out / CONFIG_FILE).read_text())
+    current = dataclasses.asdict(cfg)
+    differ = [key for key in SETTINGS if saved.get(key) != current[key]]
+    saved_targets = {t["name"]: t for t in saved.get("targets", [])}
+    differ += [f"targets[{t['name']}]" for t in current["targets"] if saved_targets.get(t["name"], t) != t]
+    if differ:
+        raise ConfigError(
+            f"{out} holds results made with other settings ({', '.join(differ)} changed); "
+            "restore them to resume, or pass another output_dir."
+        )
+
+
 def run_id(row: dict) -> str:
     return "|".join(str(row[k]) for k in ("method", "m", "arch", "seed", "target", "protocol"))
 
@@ -245,9 +269,11 @@ class Benchmark:
 
         self.cfg, self.out = cfg, Path(cfg.output_dir)
         self.results_path = self.out / "results.jsonl"
-        if self.out.exists() and any(self.out.iterdir()) and not self.results_path.exists():
-            check_output_dir(cfg.output_dir, overwrite=False)
         self.acc = accelerator or Accelerator()
+        check_resumable(cfg, self.out)
+        if self.acc.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / CONFIG_FILE).write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
         self.distilled = [DistilledSet.load(name) for name in cfg.distilled]
         sources = {json.dumps(d.metadata.get("source"), sort_keys=True) for d in self.distilled}
         if len(sources) > 1:
@@ -317,7 +343,8 @@ class Benchmark:
 
         method = METHODS[name]
         m = len(distilled.pixel_values)
-        folder = self.out / "models" / (f"{name}-m{m}-{arch}-seed{seed}" if method.per_size else f"{name}-{arch}-seed{seed}")
+        size = f"-m{m}" if method.per_size else ""
+        folder = self.out / "models" / f"{name}{size}-{arch}-seed{seed}"
         if (folder / "config.json").exists():
             return folder
         data = method.build(self.source, distilled, seed) if method.build else None
@@ -329,14 +356,15 @@ class Benchmark:
         epochs = self.cfg.full_epochs if name == "full" else self.cfg.pretrain.get("num_epochs", 1000)
         cfg = PretrainConfig(**{**self.cfg.pretrain, "num_epochs": epochs, "seed": seed, "output_dir": str(folder),
                                 "distilled": f"{name} (m={m})", "arch": arch})
-        history = [{"step": 0, "loss": float("nan")}]
+        history, start = [{"step": 0, "loss": float("nan")}], time.perf_counter()
         if data is not None:
             model.config.problem_type = "single_label_classification" if data.uses_labels else "regression"
             history = fit(model, data, cfg, self.acc, teacher=self.source.teacher if method.kd else None)
         if self.acc.is_main_process:
-            stats = {"steps": history[-1]["step"], "final_loss": history[-1]["loss"], "wall_time_s": 0.0,
+            stats = {"steps": history[-1]["step"], "final_loss": history[-1]["loss"],
+                     "wall_time_s": time.perf_counter() - start,
                      "num_images": 0 if data is None else len(data.pixel_values), "resolution": side,
-                     "distilled_metadata": distilled.metadata}
+                     "distilled_metadata": distilled.metadata, "objective": f"`{name}`, {method.help}"}
             save_pretrained(model, folder, cfg, self.source.normalization, stats, history)
         self.acc.wait_for_everyone()
         return folder
@@ -365,7 +393,7 @@ class Benchmark:
         _, channels, side, _ = self.distilled[0].pixel_values.shape
         cfg = self.transfer_config(spec, protocol, seed, model_dir)
         result = run_transfer(cfg, self.acc, splits=self.splits(spec, side, channels))
-        return {"accuracy": result["accuracy"], "num_train": result["num_train"], "num_test": result["num_test"], "max_steps": result["max_steps"]}
+        return {key: result[key] for key in ("accuracy", "num_train", "num_test", "max_steps")}
 
     def label_free(self, model_dir: Path) -> dict:
         """`r2` of the model's head against the teacher (heads trained on teacher targets) and `probe_r2`."""

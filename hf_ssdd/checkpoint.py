@@ -14,7 +14,6 @@ reported as corrupt if met anyway.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -63,22 +62,17 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     """Write `state` to `path` atomically: into `path.tmp`, then one rename. Returns `path`."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    from .atomic import write_folder
+
     tensors: dict[str, torch.Tensor] = {}
     skeleton = flatten(state, tensors)
-    # safetensors refuses tensors that share memory; checkpoints are small next to the data, so copy.
-    save_file({k: v.clone() for k, v in tensors.items()}, tmp / "state.safetensors")
-    (tmp / "state.json").write_text(json.dumps(skeleton))
-    for f in tmp.iterdir():
-        with open(f, "rb") as handle:
-            os.fsync(handle.fileno())
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
-    return path
+
+    def fill(folder: Path) -> None:
+        # safetensors refuses tensors that share memory; checkpoints are small next to the data, so copy.
+        save_file({k: v.clone() for k, v in tensors.items()}, folder / "state.safetensors")
+        (folder / "state.json").write_text(json.dumps(skeleton))
+
+    return write_folder(Path(path), fill, sync=True)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -217,14 +217,14 @@ class TeacherTrainConfig(SourceConfig):
         default=None,
         metadata={"help": "Side the encoder sees, pixels (views are resampled to it); default: the resolution."},
     )
-    projector_dim: int = field(default=1024, metadata={"help": "Width of the 3-layer projector (training only)."})
+    projector_dim: int = field(default=512, metadata={"help": "Width of the 3-layer projector (training only)."})
     lambda_offdiag: float = field(default=5e-3, metadata={"help": "Weight of the off-diagonal (redundancy) term."})
     min_crop_scale: float = field(default=0.2, metadata={"help": "Smallest random crop, as a fraction of the area."})
     color_jitter: float = field(default=0.4, metadata={"help": "Brightness/contrast/saturation jitter strength."})
     flip: bool = field(default=True, metadata={"help": "Random horizontal flip of the views."})
-    max_steps: int = field(default=300, metadata={"help": "Optimisation steps."})
-    batch_size: int = field(default=256, metadata={"help": "Images per step (two views each), over all processes."})
-    learning_rate: float = field(default=2e-3, metadata={"help": "Peak AdamW learning rate."})
+    max_steps: int = field(default=2000, metadata={"help": "Optimisation steps."})
+    batch_size: int = field(default=128, metadata={"help": "Images per step (two views each), over all processes."})
+    learning_rate: float = field(default=5e-3, metadata={"help": "Peak AdamW learning rate."})
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
     warmup_ratio: float = field(default=0.1, metadata={"help": "Fraction of max_steps of linear warm-up; then cosine."})
     seed: int = field(default=0, metadata={"help": "Seed of the initialisation, batches and augmentations."})

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
+from .atomic import write_file
 from .config import ConfigError, save_config
 from .data import Normalization
 
@@ -94,11 +93,11 @@ class DistilledSet:
         """
         output_dir = Path(output_dir)
         (output_dir / DATA_FILE).parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(output_dir / DATA_FILE, lambda path: self.to_dataset().to_parquet(str(path)))
-        _write_atomic(output_dir / "preview.png", self.save_preview)
+        write_file(output_dir / DATA_FILE, lambda path: self.to_dataset().to_parquet(str(path)))
+        write_file(output_dir / "preview.png", self.save_preview)
         if config is not None:
-            _write_atomic(output_dir / "distill_config.yaml", lambda path: save_config(config, path))
-        _write_atomic(output_dir / "README.md", lambda path: path.write_text(render_card(self)))
+            write_file(output_dir / "distill_config.yaml", lambda path: save_config(config, path))
+        write_file(output_dir / "README.md", lambda path: path.write_text(render_card(self)))
         return output_dir
 
     @classmethod
@@ -150,16 +149,6 @@ def image_grid(images: torch.Tensor, min_tile: int = 64, gap: int = 2) -> torch.
     return F.pad(grid, (gap, 0, gap, 0), value=255)
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """`write(temporary path)`, then rename it over `path`: readers see the old file or the new one, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def add_benchmark_results(folder: str | Path, results_dir: str | Path) -> Path:
     """Put the benchmark results of this set's size (its methods, its baselines, scratch) into its card."""
     from .benchmark import read_results, summarise
@@ -178,7 +167,7 @@ def add_benchmark_results(folder: str | Path, results_dir: str | Path) -> Path:
          "seeds": n}
         for (table, column), stats in summary.items() for (method, size, arch), (mean, std, n) in stats.items()
     ]
-    _write_atomic(folder / "README.md", lambda path: path.write_text(render_card(distilled)))
+    write_file(folder / "README.md", lambda path: path.write_text(render_card(distilled)))
     return folder / "README.md"
 
 

@@ -16,7 +16,11 @@ def _is_hub_id(name: str) -> bool:
 
 
 def pretrained_card(model, cfg, stats: dict) -> str:
-    """README.md of a model written by `pretrain`: metadata naming the distilled set, then prose."""
+    """README.md of a model written by `pretrain`: metadata naming the distilled set, then prose.
+
+    `stats` holds steps, final_loss, wall_time_s, num_images, resolution, distilled_metadata and, optionally, the
+    `objective` in words (the benchmark's baselines are not all trained on a distilled set).
+    """
     from huggingface_hub import ModelCard, ModelCardData
 
     from . import __version__
@@ -28,23 +32,27 @@ def pretrained_card(model, cfg, stats: dict) -> str:
         tags=["hf-ssdd", "dataset-distillation", "krr-st", model.config.model_type],
         datasets=[cfg.distilled] if _is_hub_id(cfg.distilled) else None,
     )
-    how = (f"knowledge distillation from `{cfg.teacher}` on the distilled images" if cfg.teacher
-           else "regression (MSE) of the distilled set's target representations")
+    how = stats.get("objective") or (
+        f"knowledge distillation from `{cfg.teacher}` on the distilled images" if cfg.teacher
+        else "regression (MSE) of the distilled set's target representations"
+    )
     params = sum(p.numel() for p in model.parameters())
+    optimiser = f"SGD, lr {cfg.learning_rate}, momentum {cfg.momentum}, weight decay {cfg.weight_decay}"
+    training = f"{cfg.num_epochs} epochs = {stats['steps']} steps, final loss {stats['final_loss']:.4g}"
     text = f"""---
 {data.to_yaml()}
 ---
 
 # Learner pre-trained on a distilled set
 
-A `{model.config.model_type}` network ({params / 1e6:.2f} M parameters) pre-trained by {how}.
+A `{model.config.model_type}` network ({params / 1e6:.2f} M parameters): {how}.
 
 | | |
 |---|---|
 | distilled set | `{cfg.distilled}` ({stats['num_images']} images, {stats['resolution']}x{stats['resolution']}) |
 | source of the distilled set | `{source.get('id', 'unknown')}` (split `{source.get('split', '?')}`) |
-| optimiser | SGD, lr {cfg.learning_rate}, momentum {cfg.momentum}, weight decay {cfg.weight_decay}, batch {cfg.batch_size} |
-| training | {cfg.num_epochs} epochs = {stats['steps']} steps, final loss {stats['final_loss']:.4g}, {stats['wall_time_s']:.0f} s |
+| optimiser | {optimiser}, batch {cfg.batch_size} |
+| training | {training}, {stats['wall_time_s']:.0f} s |
 | seed | {cfg.seed} |
 | library | hf-ssdd {__version__} |
 

@@ -103,7 +103,7 @@ class LearnerForImageClassification(LearnerPreTrainedModel):
         self.classifier = nn.Linear(self.learner.feature_dim, config.num_labels)
         self.post_init()
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs) -> ImageClassifierOutput:
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs):
         logits = self.classifier(self.learner(pixel_values).pooler_output)
         loss = self.loss_function(labels, logits, self.config) if labels is not None else None
         return ImageClassifierOutput(loss=loss, logits=logits)

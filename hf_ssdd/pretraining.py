@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,7 +152,8 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
     start = time.perf_counter()
     history = fit(model, data, cfg, acc, teacher=teacher)
-    stats = {"steps": history[-1]["step"], "final_loss": history[-1]["loss"], "wall_time_s": time.perf_counter() - start,
+    stats = {"steps": history[-1]["step"], "final_loss": history[-1]["loss"],
+             "wall_time_s": time.perf_counter() - start,
              "num_images": len(data.pixel_values), "resolution": resolution, "distilled_metadata": distilled.metadata}
     out = Path(cfg.output_dir)
     if acc.is_main_process:
@@ -169,24 +169,16 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
 def save_pretrained(model, output_dir, cfg: PretrainConfig, normalization, stats: dict, history: list[dict]) -> Path:
     """Write the model folder (see the module docstring) into a temporary sibling, then rename it into place."""
+    from .atomic import write_folder
     from .model_card import pretrained_card
     from .teacher_training import preprocessor_config
 
-    out = Path(output_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        model.save_pretrained(tmp)
+    def fill(folder: Path) -> None:
+        model.save_pretrained(folder)
         preprocessing = preprocessor_config(stats["resolution"], normalization)
-        (tmp / "preprocessor_config.json").write_text(json.dumps(preprocessing, indent=2) + "\n")
-        save_config(cfg, tmp / "pretrain_config.yaml")
-        (tmp / "train_log.json").write_text(json.dumps(history, indent=1) + "\n")
-        (tmp / "README.md").write_text(pretrained_card(model, cfg, stats))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+        (folder / "preprocessor_config.json").write_text(json.dumps(preprocessing, indent=2) + "\n")
+        save_config(cfg, folder / "pretrain_config.yaml")
+        (folder / "train_log.json").write_text(json.dumps(history, indent=1) + "\n")
+        (folder / "README.md").write_text(pretrained_card(model, cfg, stats))
+
+    return write_folder(Path(output_dir), fill)

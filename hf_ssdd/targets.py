@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import ConfigError
 from . import data
+from .config import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -225,24 +224,17 @@ def save_teacher(encoder, output_dir, cfg: TeacherTrainConfig, normalization, st
     `stats` holds num_images, resolution, channels, image_size, steps, final_loss, wall_time_s, num_processes and
     device, for the card. Main process only.
     """
-    out = Path(output_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        encoder.save_pretrained(tmp)
+    from .atomic import write_folder
+
+    def fill(folder: Path) -> None:
+        encoder.save_pretrained(folder)
         config = preprocessor_config(stats["image_size"], normalization)
-        (tmp / "preprocessor_config.json").write_text(json.dumps(config, indent=2) + "\n")
-        save_config(cfg, tmp / "teacher_config.yaml")
-        (tmp / "train_log.json").write_text(json.dumps(history, indent=1) + "\n")
-        (tmp / "README.md").write_text(model_card(cfg, normalization, stats, encoder))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+        (folder / "preprocessor_config.json").write_text(json.dumps(config, indent=2) + "\n")
+        save_config(cfg, folder / "teacher_config.yaml")
+        (folder / "train_log.json").write_text(json.dumps(history, indent=1) + "\n")
+        (folder / "README.md").write_text(model_card(cfg, normalization, stats, encoder))
+
+    return write_folder(Path(output_dir), fill)
 
 
 def model_card(cfg: TeacherTrainConfig, normalization, stats: dict, encoder) -> str:

@@ -31,8 +31,8 @@ from .targets import LabelledImages, balanced_subset, load_target_splits
 
 
 def load_pretrained(name_or_path: str):
-    """`(model, normalization)`: a pre-trained `AutoModelForImageClassification` and the input space it was trained in
-    (read from its preprocessor_config.json)."""
+    """`(model, normalization, (channels, side))`: a pre-trained `AutoModelForImageClassification` and the input it
+    was trained on, read from its preprocessor_config.json (the side falls back to the config's `image_size`)."""
     from transformers import AutoModelForImageClassification
 
     from .teachers import _preprocessing
@@ -42,17 +42,11 @@ def load_pretrained(name_or_path: str):
     except (OSError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"pretrained={name_or_path!r} cannot be loaded ({reason}); check --pretrained.") from None
-    _, mean, std = _preprocessing(name_or_path, None, model.config)
-    return model, Normalization(tuple(mean), tuple(std))
-
-
-def input_format(model) -> tuple[int, int]:
-    """`(channels, side)` the network was built for."""
-    config = model.config
-    side = getattr(config, "image_size", None)
+    side, mean, std = _preprocessing(name_or_path, None, model.config)
     if not isinstance(side, int):
-        raise ConfigError(f"cannot tell the input size of {type(model).__name__}; its config has no image_size.")
-    return config.num_channels, side
+        raise ConfigError(f"cannot tell the input size of {name_or_path!r}: no preprocessor_config.json size and "
+                          "no image_size in its config.")
+    return model, Normalization(tuple(mean), tuple(std)), (model.config.num_channels, side)
 
 
 def batched(fn, x: torch.Tensor, device, chunk_size: int = 1024) -> torch.Tensor:
@@ -150,13 +144,12 @@ def run_transfer(cfg: TransferConfig, accelerator, splits=None) -> dict:
     start = time.perf_counter()
     model, normalization, channels, side = None, None, cfg.channels, cfg.resolution
     if cfg.pretrained is not None:
-        model, normalization = load_pretrained(cfg.pretrained)
-        channels, side = input_format(model)
+        model, normalization, (channels, side) = load_pretrained(cfg.pretrained)
     with accelerator.main_process_first():
         train, test = splits or load_splits(cfg, side, channels)
     if cfg.max_train_samples is not None and cfg.max_train_samples < len(train.images):
         keep = balanced_subset(train.labels, cfg.max_train_samples, cfg.seed)
-        train = LabelledImages(train.images[keep], train.labels[keep], train.class_names)
+        train = train.select(keep)
     if model is None:
         _, channels, side, _ = train.images.shape
         model = new_model(learner_config(cfg.arch, channels, side, num_labels=train.num_classes))
@@ -174,7 +167,7 @@ def run_transfer(cfg: TransferConfig, accelerator, splits=None) -> dict:
         "target": cfg.target,
         "protocol": cfg.protocol,
         "pretrained": cfg.pretrained,
-        "arch": model.config.model_type if cfg.pretrained else cfg.arch,
+        "arch": getattr(model.config, "arch", model.config.model_type),
         "seed": cfg.seed,
         "max_train_samples": cfg.max_train_samples,
         "num_train": len(train.images),

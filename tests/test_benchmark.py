@@ -71,6 +71,7 @@ def test_an_interrupted_benchmark_resumes_without_redoing_finished_runs(finished
     out = tmp_path / "bench"
     out.mkdir()
     kept = rows[:7]
+    (out / "benchmark_config.yaml").write_text((config.parent / "bench" / "benchmark_config.yaml").read_text())
     (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept) + '{"method": "sc')  # cut short
     resumed = Benchmark(BenchmarkConfig.from_yaml(config, {"output_dir": str(out)})).run()
     assert resumed[:7] == kept and len(resumed) == len(rows)
@@ -117,3 +118,11 @@ def test_bad_configs_are_one_line_errors(tmp_path, tiny_distilled, tiny_labelled
         BenchmarkConfig.from_yaml(write_config(tmp_path / "b.yaml", tiny_distilled, tiny_labelled, colour="red"))
     with pytest.raises(ConfigError, match="does not exist"):
         BenchmarkConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_results_made_under_other_settings_are_not_mixed_with_new_ones(finished):
+    config, _ = finished
+    with pytest.raises(ConfigError, match="other settings .*finetune"):
+        Benchmark(BenchmarkConfig.from_yaml(config, {"finetune": {"max_steps": 4, "batch_size": 16}}))
+    more_seeds = Benchmark(BenchmarkConfig.from_yaml(config, {"seeds": [0, 1, 2]}))
+    assert more_seeds.pending("distilled", 6, "convnet", 2) and not more_seeds.pending("distilled", 6, "convnet", 1)

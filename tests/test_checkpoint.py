@@ -5,7 +5,13 @@ import json
 import pytest
 import torch
 
-from hf_ssdd.checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, rotate_checkpoints, save_checkpoint
+from hf_ssdd.checkpoint import (
+    list_checkpoints,
+    load_checkpoint,
+    resolve_checkpoint,
+    rotate_checkpoints,
+    save_checkpoint,
+)
 from hf_ssdd.config import ConfigError
 
 

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
 def test_pretrain_fits_the_targets_and_saves_an_auto_model(tiny_distilled, tmp_path):
-    out = pretrain(PretrainConfig(distilled=tiny_distilled, num_epochs=60, learning_rate=0.05, output_dir=str(tmp_path / "p")))
+    cfg = PretrainConfig(distilled=tiny_distilled, num_epochs=60, learning_rate=0.05, output_dir=str(tmp_path / "p"))
+    out = pretrain(cfg)
     distilled = DistilledSet.load(tiny_distilled)
     model = AutoModelForImageClassification.from_pretrained(out).eval()
     assert model.config.arch == "convnet" and model.config.arch_options == {"depth": 2, "width": 4, "norm": "batch",
@@ -33,7 +34,8 @@ def test_pretrain_fits_the_targets_and_saves_an_auto_model(tiny_distilled, tmp_p
 
 
 def test_another_architecture_is_chosen_with_arch(tiny_distilled, tmp_path):
-    out = pretrain(PretrainConfig(distilled=tiny_distilled, arch="resnet10", num_epochs=1, output_dir=str(tmp_path / "r")))
+    cfg = PretrainConfig(distilled=tiny_distilled, arch="resnet10", num_epochs=1, output_dir=str(tmp_path / "r"))
+    out = pretrain(cfg)
     assert AutoModelForImageClassification.from_pretrained(out).config.arch == "resnet10"
 
 
@@ -67,3 +69,18 @@ def test_bad_inputs_are_clear_errors(tiny_source, tmp_path):
         pretrain(PretrainConfig(output_dir=str(tmp_path / "a")))
     with pytest.raises(ConfigError, match="give a distilled set saved by hf-ssdd"):
         pretrain(PretrainConfig(distilled=tiny_source, output_dir=str(tmp_path / "b")))
+
+
+def test_a_transformers_architecture_is_pretrained_and_transferred_alike(tiny_distilled, tiny_labelled, tmp_path):
+    from transformers import ResNetConfig
+
+    from hf_ssdd.config import TransferConfig
+    from hf_ssdd.transfer import transfer
+
+    ResNetConfig(hidden_sizes=[8, 16], depths=[1, 1], embedding_size=8).save_pretrained(tmp_path / "resnet")
+    out = pretrain(PretrainConfig(distilled=tiny_distilled, arch=str(tmp_path / "resnet"), num_epochs=2,
+                                  output_dir=str(tmp_path / "p")))
+    assert AutoModelForImageClassification.from_pretrained(out).config.model_type == "resnet"
+    result = transfer(TransferConfig(target=tiny_labelled, pretrained=str(out), max_steps=2,
+                                     output_dir=str(tmp_path / "t")))
+    assert result["num_classes"] == 2 and 0 <= result["accuracy"] <= 1

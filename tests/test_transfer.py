@@ -66,3 +66,22 @@ def test_bad_targets_are_one_line_errors(tiny_labelled, tiny_source, tmp_path):
         transfer(scratch(tiny_labelled, tmp_path, label_column="nope", output_dir=str(tmp_path / "z")))
     with pytest.raises(ConfigError, match="check --pretrained"):
         transfer(scratch(tiny_labelled, tmp_path, pretrained=str(tmp_path), output_dir=str(tmp_path / "w")))
+
+
+def test_accuracy_is_measured_in_eval_mode_so_a_prediction_does_not_depend_on_its_batch():
+    import torch
+
+    from hf_ssdd.data import Normalization
+    from hf_ssdd.modeling import learner_config, new_model
+    from hf_ssdd.transfer import accuracy
+
+    torch.manual_seed(0)
+    model = new_model(learner_config("convnet", 1, 12, 3, depth=1, width=4)).train()
+    with torch.no_grad():
+        model.learner.net.features[1].running_mean.fill_(0.3)  # eval-mode statistics differ from any batch's
+    images, labels = torch.randint(0, 256, (12, 1, 12, 12), dtype=torch.uint8), torch.arange(12) % 3
+    norm = Normalization((0.5,), (0.25,))
+    whole = accuracy(model, images, labels, norm, "cpu")
+    assert not model.training
+    alone = sum(accuracy(model, images[i : i + 1], labels[i : i + 1], norm, "cpu") for i in range(12)) / 12
+    assert whole == pytest.approx(alone)
