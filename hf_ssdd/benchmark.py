@@ -18,6 +18,7 @@ already there, and every model folder already saved, so an interrupted benchmark
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -223,8 +224,15 @@ CONFIG_FILE = "benchmark_config.yaml"
 SETTINGS = ("teacher", "pretrain", "finetune", "linear", "full_epochs", "label_free_split", "label_free_images")
 
 
-def check_resumable(cfg: BenchmarkConfig, out: Path) -> None:
-    """Results in `out` may be resumed or extended (more seeds, methods, targets) only under the same settings."""
+def fingerprint(distilled) -> str:
+    """A short hash of a set's images and targets: a set distilled anew under the same name is another set."""
+    content = distilled.pixel_values.float().numpy().tobytes() + distilled.targets.float().numpy().tobytes()
+    return hashlib.sha256(content).hexdigest()[:16]
+
+
+def check_resumable(cfg: BenchmarkConfig, out: Path, fingerprints: dict[str, str]) -> None:
+    """Results in `out` may be resumed or extended (more seeds, methods, targets) only under the same settings and
+    with the same distilled sets."""
     if not out.exists() or not any(out.iterdir()):
         return
     if not (out / CONFIG_FILE).exists():
@@ -235,6 +243,8 @@ def check_resumable(cfg: BenchmarkConfig, out: Path) -> None:
     differ = [key for key in SETTINGS if saved.get(key) != current[key]]
     saved_targets = {t["name"]: t for t in saved.get("targets", [])}
     differ += [f"targets[{t['name']}]" for t in current["targets"] if saved_targets.get(t["name"], t) != t]
+    saved_sets = saved.get("fingerprints", {})
+    differ += [f"the set {name}" for name, value in fingerprints.items() if saved_sets.get(name, value) != value]
     if differ:
         raise ConfigError(
             f"{out} holds results made with other settings ({', '.join(differ)} changed); "
@@ -270,11 +280,13 @@ class Benchmark:
         self.cfg, self.out = cfg, Path(cfg.output_dir)
         self.results_path = self.out / "results.jsonl"
         self.acc = accelerator or Accelerator()
-        check_resumable(cfg, self.out)
+        self.distilled = [DistilledSet.load(name) for name in cfg.distilled]
+        fingerprints = {name: fingerprint(d) for name, d in zip(cfg.distilled, self.distilled)}
+        check_resumable(cfg, self.out, fingerprints)
         if self.acc.is_main_process:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / CONFIG_FILE).write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
-        self.distilled = [DistilledSet.load(name) for name in cfg.distilled]
+            saved = {**dataclasses.asdict(cfg), "fingerprints": fingerprints}
+            (self.out / CONFIG_FILE).write_text(yaml.safe_dump(saved, sort_keys=False))
         sources = {json.dumps(d.metadata.get("source"), sort_keys=True) for d in self.distilled}
         if len(sources) > 1:
             raise ConfigError("the distilled sets come from different sources; benchmark one source at a time.")

@@ -120,9 +120,32 @@ def test_bad_configs_are_one_line_errors(tmp_path, tiny_distilled, tiny_labelled
         BenchmarkConfig.from_yaml(tmp_path / "missing.yaml")
 
 
-def test_results_made_under_other_settings_are_not_mixed_with_new_ones(finished):
+def test_results_made_under_other_settings_are_not_mixed_with_new_ones(finished, tmp_path):
     config, _ = finished
     with pytest.raises(ConfigError, match="other settings .*finetune"):
         Benchmark(BenchmarkConfig.from_yaml(config, {"finetune": {"max_steps": 4, "batch_size": 16}}))
+    saved = yaml.safe_load((config.parent / "bench" / "benchmark_config.yaml").read_text())
+    saved["fingerprints"] = {name: "0" * 16 for name in saved["fingerprints"]}  # as if the set were distilled anew
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "benchmark_config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(ConfigError, match="the set"):
+        Benchmark(BenchmarkConfig.from_yaml(config, {"output_dir": str(tmp_path / "bench")}))
     more_seeds = Benchmark(BenchmarkConfig.from_yaml(config, {"seeds": [0, 1, 2]}))
     assert more_seeds.pending("distilled", 6, "convnet", 2) and not more_seeds.pending("distilled", 6, "convnet", 1)
+
+
+def test_the_commands_resume_a_benchmark_and_fill_in_the_card(finished, tiny_distilled, tmp_path, capsys):
+    import shutil
+
+    from hf_ssdd.cli import main
+
+    config, rows = finished
+    shutil.copytree(config.parent / "bench", tmp_path / "bench")
+    main(["benchmark", "--config", str(config), "--output_dir", str(tmp_path / "bench")])
+    assert read_results(tmp_path / "bench" / "results.jsonl") == rows, "nothing left to run"
+    shutil.copytree(tiny_distilled, tmp_path / "set")
+    main(["card", str(tmp_path / "set"), "--results", str(tmp_path / "bench")])
+    assert "## Transfer results" in (tmp_path / "set" / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--config", str(config), "--seeds"])
+    assert "--key value pairs" in capsys.readouterr().err
