@@ -18,9 +18,9 @@ already there, and every model folder already saved, so an interrupted benchmark
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from .atomic import write_file
 from .config import ConfigError, PretrainConfig, TransferConfig, check_output_dir
 from .data import Normalization
 
@@ -71,6 +72,7 @@ class BenchmarkConfig:
     full_epochs: int = 1  # epochs of the `full` method over the whole source
     label_free_split: str = "test"  # held-out source split of the label-free score
     label_free_images: int = 2000
+    rerun_changed_sets: bool = False  # a set distilled anew: redo the runs that read it, keep the others
 
     def __post_init__(self):
         self.targets = [t if isinstance(t, TargetSpec) else TargetSpec(**t) for t in self.targets]
@@ -200,17 +202,20 @@ class Method:
     help: str
     kd: bool = False
     per_size: bool = True  # False: one model per seed, whatever m
+    reads: str | None = None  # what of the distilled set it depends on: "set" (its tensors) or "init" (its start)
 
 
 METHODS = {
     "scratch": Method(None, "no pre-training: the network at its random initialisation", per_size=False),
-    "init": Method(_init, "the distiller's starting point: its m real images with teacher targets (MSE)"),
+    "init": Method(_init, "the distiller's starting point: its m real images with teacher targets (MSE)",
+                   reads="init"),
     "random": Method(_random(True), "m random real images with their labels (cross-entropy)"),
     "random_mse": Method(_random(False), "m random real images with teacher targets (MSE)"),
     "kmeans": Method(_kmeans(True), "real images nearest to m k-means centres of teacher features, with labels"),
     "kmeans_mse": Method(_kmeans(False), "the k-means images with teacher targets (MSE)"),
-    "distilled": Method(_distilled, "the distilled set: synthetic images and learned targets (MSE)"),
-    "kd": Method(_distilled, "knowledge distillation: the teacher regressed online on the distilled images", kd=True),
+    "distilled": Method(_distilled, "the distilled set: synthetic images and learned targets (MSE)", reads="set"),
+    "kd": Method(_distilled, "knowledge distillation: the teacher regressed online on the distilled images", kd=True,
+                 reads="set"),
     "full": Method(_full, "the whole source with teacher targets (MSE): the upper reference", per_size=False),
 }
 
@@ -224,15 +229,27 @@ CONFIG_FILE = "benchmark_config.yaml"
 SETTINGS = ("teacher", "pretrain", "finetune", "linear", "full_epochs", "label_free_split", "label_free_images")
 
 
-def fingerprint(distilled) -> str:
-    """A short hash of a set's images and targets: a set distilled anew under the same name is another set."""
-    content = distilled.pixel_values.float().numpy().tobytes() + distilled.targets.float().numpy().tobytes()
-    return hashlib.sha256(content).hexdigest()[:16]
+def fingerprints(distilled) -> dict[str, str]:
+    """What the runs of a set depend on: its tensors (`set`) and its starting images (`init`)."""
+    hyper = distilled.metadata.get("hyperparameters", {})
+    start = f"seed={hyper.get('seed')},m={len(distilled.pixel_values)},max_samples={hyper.get('max_samples')}"
+    return {"set": distilled.fingerprint(), "init": start}
 
 
-def check_resumable(cfg: BenchmarkConfig, out: Path, fingerprints: dict[str, str]) -> None:
+def forget(out: Path, m: int, changed: set[str]) -> None:
+    """Drop the results and models of size `m` whose methods read a `changed` part of the set."""
+    methods = {name for name, method in METHODS.items() if method.reads in changed}
+    rows = [r for r in read_results(out / "results.jsonl") if not (r["method"] in methods and r["m"] == m)]
+    write_file(out / "results.jsonl", lambda path: path.write_text("".join(json.dumps(r) + "\n" for r in rows)))
+    for name in methods:
+        for folder in (out / "models").glob(f"{name}-m{m}-*"):
+            shutil.rmtree(folder)
+
+
+def check_resumable(cfg: BenchmarkConfig, out: Path, sets: dict[str, dict], sizes: dict[str, int],
+                    main_process: bool = True) -> None:
     """Results in `out` may be resumed or extended (more seeds, methods, targets) only under the same settings and
-    with the same distilled sets."""
+    with the same distilled sets; with `rerun_changed_sets`, the runs that read a changed set are dropped instead."""
     if not out.exists() or not any(out.iterdir()):
         return
     if not (out / CONFIG_FILE).exists():
@@ -244,7 +261,15 @@ def check_resumable(cfg: BenchmarkConfig, out: Path, fingerprints: dict[str, str
     saved_targets = {t["name"]: t for t in saved.get("targets", [])}
     differ += [f"targets[{t['name']}]" for t in current["targets"] if saved_targets.get(t["name"], t) != t]
     saved_sets = saved.get("fingerprints", {})
-    differ += [f"the set {name}" for name, value in fingerprints.items() if saved_sets.get(name, value) != value]
+    for name, parts in sets.items():
+        before = saved_sets.get(name, parts)
+        before = {"set": before} if isinstance(before, str) else before
+        changed = {key for key, value in parts.items() if before.get(key, value) != value}
+        if changed and cfg.rerun_changed_sets:
+            if main_process:
+                forget(out, sizes[name], changed)
+        elif changed:
+            differ.append(f"the set {name} (pass --rerun_changed_sets true to redo only the runs that read it)")
     if differ:
         raise ConfigError(
             f"{out} holds results made with other settings ({', '.join(differ)} changed); "
@@ -281,12 +306,15 @@ class Benchmark:
         self.results_path = self.out / "results.jsonl"
         self.acc = accelerator or Accelerator()
         self.distilled = [DistilledSet.load(name) for name in cfg.distilled]
-        fingerprints = {name: fingerprint(d) for name, d in zip(cfg.distilled, self.distilled)}
-        check_resumable(cfg, self.out, fingerprints)
+        sets = {name: fingerprints(d) for name, d in zip(cfg.distilled, self.distilled)}
+        sizes = {name: len(d.pixel_values) for name, d in zip(cfg.distilled, self.distilled)}
+        check_resumable(cfg, self.out, sets, sizes, main_process=self.acc.is_main_process)
+        self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             self.out.mkdir(parents=True, exist_ok=True)
-            saved = {**dataclasses.asdict(cfg), "fingerprints": fingerprints}
+            saved = {**dataclasses.asdict(cfg), "fingerprints": sets}
             (self.out / CONFIG_FILE).write_text(yaml.safe_dump(saved, sort_keys=False))
+        self.acc.wait_for_everyone()
         sources = {json.dumps(d.metadata.get("source"), sort_keys=True) for d in self.distilled}
         if len(sources) > 1:
             raise ConfigError("the distilled sets come from different sources; benchmark one source at a time.")

@@ -5,17 +5,20 @@ A saved set is a folder in Hub dataset layout; the same folder may also hold the
 which the loader never reads because the card's `configs` point it at `data/` only:
 
     output_dir/
-    ├── data/train-00000-of-00001.parquet  # columns image (uint8), pixel_values (C, H, W), target (d,)
+    ├── data/train-<fingerprint>.parquet   # columns image (uint8), pixel_values (C, H, W), target (d,)
     ├── README.md                          # the card: YAML metadata (configs, features, provenance) and prose
     ├── preview.png                        # grid of the synthetic images
     └── distill_config.yaml                # the resolved config of the run
 
 `datasets.load_dataset(output_dir, split="train")` gives `pixel_values` and `target` back bit for bit;
-`DistilledSet.load` also reads the normalisation and the provenance back from the card.
+`DistilledSet.load` also reads the normalisation and the provenance back from the card. The data file is named after
+a hash of its content, and the card's `configs` name that file: `datasets` caches a local folder under a hash of its
+card alone, so a set saved anew into the same folder must change the card, or the old rows would be served.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -28,8 +31,6 @@ from .atomic import write_file
 from .config import ConfigError, save_config
 from .data import Normalization
 
-DATA_FILE = "data/train-00000-of-00001.parquet"
-DATA_FILES = "data/train-*.parquet"
 TAGS = ("dataset-distillation", "self-supervised", "hf-ssdd")
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
 SNIPPET_PLACEHOLDER = "<repo_id or folder>"
@@ -53,6 +54,15 @@ class DistilledSet:
     mean: tuple[float, ...]  # normalisation: pixels in [0, 1] = pixel_values * std + mean, per channel
     std: tuple[float, ...]
     metadata: dict = field(default_factory=dict)  # provenance and hyperparameters, JSON-serialisable
+
+    def fingerprint(self) -> str:
+        """16 hex digits of a hash of the images and targets: sets with equal fingerprints hold the same tensors."""
+        content = self.pixel_values.detach().cpu().float().numpy().tobytes()
+        content += self.targets.detach().cpu().float().numpy().tobytes()
+        return hashlib.sha256(content).hexdigest()[:16]
+
+    def data_file(self) -> str:
+        return f"data/train-{self.fingerprint()}.parquet"
 
     def images(self) -> torch.Tensor:
         """uint8 `(m, C, H, W)`: de-normalised, clipped to [0, 1] and rounded to 8 bits, for viewing only."""
@@ -92,12 +102,16 @@ class DistilledSet:
         `output_dir` (checkpoints, logs) is left alone. `config` (a dataclass) is saved as `distill_config.yaml`.
         """
         output_dir = Path(output_dir)
-        (output_dir / DATA_FILE).parent.mkdir(parents=True, exist_ok=True)
-        write_file(output_dir / DATA_FILE, lambda path: self.to_dataset().to_parquet(str(path)))
+        data_file = output_dir / self.data_file()
+        data_file.parent.mkdir(parents=True, exist_ok=True)
+        write_file(data_file, lambda path: self.to_dataset().to_parquet(str(path)))
         write_file(output_dir / "preview.png", self.save_preview)
         if config is not None:
             write_file(output_dir / "distill_config.yaml", lambda path: save_config(config, path))
         write_file(output_dir / "README.md", lambda path: path.write_text(render_card(self)))
+        for stale in data_file.parent.glob("train-*.parquet"):  # an earlier set's data, no longer in the card
+            if stale != data_file:
+                stale.unlink()
         return output_dir
 
     @classmethod
@@ -232,7 +246,7 @@ def _card_data(distilled: DistilledSet):
         tags=list(TAGS),
         task_categories=["image-feature-extraction"],
         size_categories=[_size_category(m)],
-        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": DATA_FILES}]}],
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": distilled.data_file()}]}],
         hf_ssdd={
             "mean": [float(v) for v in distilled.mean],
             "std": [float(v) for v in distilled.std],

@@ -12,6 +12,7 @@ from pathlib import Path
 from .config import ConfigError
 
 IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/**", "runs/**", "*.tmp")  # checkpoints, logs, half-written files
+DELETE_PATTERNS = ("data/train-*.parquet",)  # a set pushed again replaces the data the repo held before
 
 
 class PushError(RuntimeError):
@@ -43,6 +44,7 @@ def push_to_hub(
             repo_type=repo_type,
             commit_message=commit_message or f"Upload {folder.resolve().name} with hf-ssdd",
             ignore_patterns=list(ignore_patterns),
+            delete_patterns=list(DELETE_PATTERNS),
         )
     except _push_errors() as err:
         raise PushError(_failure_message(err, folder, repo_id, repo_type, private)) from err

@@ -121,15 +121,23 @@ def test_bad_configs_are_one_line_errors(tmp_path, tiny_distilled, tiny_labelled
 
 
 def test_results_made_under_other_settings_are_not_mixed_with_new_ones(finished, tmp_path):
-    config, _ = finished
+    import shutil
+
+    config, rows = finished
     with pytest.raises(ConfigError, match="other settings .*finetune"):
         Benchmark(BenchmarkConfig.from_yaml(config, {"finetune": {"max_steps": 4, "batch_size": 16}}))
     saved = yaml.safe_load((config.parent / "bench" / "benchmark_config.yaml").read_text())
-    saved["fingerprints"] = {name: "0" * 16 for name in saved["fingerprints"]}  # as if the set were distilled anew
-    (tmp_path / "bench").mkdir()
+    for parts in saved["fingerprints"].values():
+        parts["set"] = "0" * 16  # as if the set had been distilled anew, from the same start
+    shutil.copytree(config.parent / "bench", tmp_path / "bench")
     (tmp_path / "bench" / "benchmark_config.yaml").write_text(yaml.safe_dump(saved))
-    with pytest.raises(ConfigError, match="the set"):
+    with pytest.raises(ConfigError, match="the set .*rerun_changed_sets"):
         Benchmark(BenchmarkConfig.from_yaml(config, {"output_dir": str(tmp_path / "bench")}))
+    again = Benchmark(BenchmarkConfig.from_yaml(config, {"output_dir": str(tmp_path / "bench"),
+                                                         "rerun_changed_sets": True}))
+    assert {r["method"] for r in rows} - {r["method"] for r in again.rows} == {"distilled", "kd"}
+    assert not list((tmp_path / "bench" / "models").glob("distilled-*")) and again.pending("distilled", 6, "convnet", 0)
+    assert list((tmp_path / "bench" / "models").glob("init-*")), "runs that do not read the set are kept"
     more_seeds = Benchmark(BenchmarkConfig.from_yaml(config, {"seeds": [0, 1, 2]}))
     assert more_seeds.pending("distilled", 6, "convnet", 2) and not more_seeds.pending("distilled", 6, "convnet", 1)
 

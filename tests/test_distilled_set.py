@@ -4,6 +4,8 @@ import re
 
 import datasets
 import numpy as np
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
@@ -110,6 +112,19 @@ def test_load_dataset_reads_only_the_data_beside_checkpoints_and_logs(tmp_path):
     assert (out / "checkpoint-5" / "model.safetensors").exists() and (out / "runs").exists()
 
 
+def test_a_set_saved_anew_into_the_same_folder_is_what_load_dataset_gives(tmp_path):
+    import datasets
+
+    first, second = make_set(), make_set()
+    second.targets = second.targets + 1
+    first.save(tmp_path / "set")
+    assert datasets.load_dataset(str(tmp_path / "set"), split="train")[0]["target"] == first.targets[0].tolist()
+    second.save(tmp_path / "set")
+    loaded = datasets.load_dataset(str(tmp_path / "set"), split="train").with_format("torch")[:]
+    assert torch.equal(loaded["target"], second.targets), "not the rows cached from the first save"
+    assert [p.name for p in (tmp_path / "set" / "data").iterdir()] == [Path(second.data_file()).name]
+
+
 def test_card_records_provenance_hyperparameters_preview_and_usage(tmp_path):
     out = make_set().save(tmp_path / "distilled")
     text = (out / "README.md").read_text()
@@ -133,7 +148,7 @@ def test_card_records_provenance_hyperparameters_preview_and_usage(tmp_path):
     ]:
         assert needle in text, needle
     assert {"dataset-distillation", "self-supervised", "hf-ssdd"} <= set(meta["tags"])
-    assert meta["configs"][0]["data_files"] == [{"split": "train", "path": "data/train-*.parquet"}]
+    assert meta["configs"][0]["data_files"] == [{"split": "train", "path": make_set().data_file()}]
     assert meta["dataset_info"]["splits"][0]["num_examples"] == M
     assert meta["size_categories"] == ["n<1K"]
     assert DatasetCard.load(out / "README.md").data.get("hf_ssdd")["metadata"] == METADATA

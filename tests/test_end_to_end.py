@@ -1,4 +1,6 @@
-"""The README's main job, shortened: a Barlow Twins teacher on real Fashion-MNIST, then KRR-ST. Minutes: `-m slow`."""
+"""The README's main job, shortened, on real Fashion-MNIST: teacher, KRR-ST, pre-training, transfer. Minutes: `-m slow`."""
+
+import json
 
 import pytest
 
@@ -30,3 +32,10 @@ def test_teacher_then_distillation_on_fashion_mnist(tmp_path):
     assert sum(history[-20:]) < 0.9 * sum(history[:20]), "the outer loss goes down on real data"
     rows = datasets.load_dataset(str(tmp_path / "distilled"), split="train", cache_dir=str(tmp_path / "cache"))
     assert rows[0]["image"].size == (28, 28)
+
+    main(["pretrain", "--distilled", str(tmp_path / "distilled"), "--num_epochs", "100",
+          "--output_dir", str(tmp_path / "pretrained")])
+    main(["transfer", "--pretrained", str(tmp_path / "pretrained"), "--target", "fashion_mnist", "--protocol", "linear",
+          "--max_train_samples", "100", "--output_dir", str(tmp_path / "transfer")])
+    result = json.loads((tmp_path / "transfer" / "results.json").read_text())
+    assert result["num_test"] == 10_000 and result["accuracy"] > 0.5, "far above chance (0.1) with 100 labels"

@@ -10,9 +10,9 @@ from hf_ssdd.config import ConfigError
 from hf_ssdd.hub import PushError, push_to_hub
 
 URL = "https://huggingface.co/datasets/me/fmnist-distilled"
-UPLOADED = {"README.md", "preview.png", "distill_config.yaml", "data/train-00000-of-00001.parquet"}
+UPLOADED = {"README.md", "preview.png", "distill_config.yaml", "data/train-0123456789abcdef.parquet"}
 LEFT_BEHIND = {"checkpoint-5/model.safetensors", "checkpoint-5/trainer_state.json", "checkpoint-10/rng.json",
-               "runs/events.out.tfevents.1.host", "data/train-00000-of-00001.parquet.tmp"}
+               "runs/events.out.tfevents.1.host", "data/train-0123456789abcdef.parquet.tmp"}
 
 
 @pytest.fixture
@@ -46,9 +46,12 @@ def test_push_creates_the_repo_and_uploads_the_folder(folder, hf_api):
 def test_push_uploads_the_dataset_but_not_checkpoints_logs_or_temporary_files(folder, hf_api):
     push_to_hub(folder, "me/fmnist-distilled")
 
-    patterns = hf_api.return_value.upload_folder.call_args.kwargs["ignore_patterns"]
+    upload = hf_api.return_value.upload_folder.call_args.kwargs
     files = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
-    assert set(filter_repo_objects(files, ignore_patterns=patterns)) == UPLOADED
+    assert set(filter_repo_objects(files, ignore_patterns=upload["ignore_patterns"])) == UPLOADED
+    old_data = ["data/train-fedcba9876543210.parquet", "README.md"]
+    assert list(filter_repo_objects(old_data, allow_patterns=upload["delete_patterns"])) == old_data[:1], \
+        "the data of a set pushed before is replaced, not kept beside the new one"
 
 
 def test_push_of_a_teacher_uses_a_model_repo_and_the_default_token(folder, hf_api):

@@ -85,3 +85,20 @@ def test_accuracy_is_measured_in_eval_mode_so_a_prediction_does_not_depend_on_it
     assert not model.training
     alone = sum(accuracy(model, images[i : i + 1], labels[i : i + 1], norm, "cpu") for i in range(12)) / 12
     assert whole == pytest.approx(alone)
+
+
+def test_pretrain_and_transfer_run_on_two_processes(tiny_distilled, tiny_labelled, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+              "-m", "hf_ssdd.cli"]
+    for args in (["pretrain", "--distilled", tiny_distilled, "--num_epochs", "20", "--output_dir", str(tmp_path / "p")],
+                 ["transfer", "--pretrained", str(tmp_path / "p"), "--target", tiny_labelled, "--max_steps", "40",
+                  "--batch_size", "32", "--learning_rate", "0.05", "--output_dir", str(tmp_path / "t")]):
+        proc = subprocess.run(launch + args, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "t" / "results.json").read_text())
+    assert result["accuracy"] >= 0.75
