@@ -144,7 +144,7 @@ class Distiller:
         if checkpoint is not None:
             self.load_state_dict(checkpoint)
         else:
-            self.pool.warm_up(self.x_s, self.y_s)
+            self.pool.warm_up(self.x_s, self.y_s, progress=self.accelerator.is_main_process)
 
     # --- pieces ---------------------------------------------------------------------------------------------------
 

@@ -62,12 +62,16 @@ class ModelPool:
         self.optimizers[i] = torch.optim.SGD(model.parameters(), **self.sgd)
         self.steps[i] = 0
 
-    def warm_up(self, x_s: torch.Tensor, y_s: torch.Tensor) -> None:
+    def warm_up(self, x_s: torch.Tensor, y_s: torch.Tensor, progress: bool = True) -> None:
         """Train member `i` for a random number of steps in `[1, U)` on `(x_s, y_s)`, for every `i`."""
+        from tqdm.auto import tqdm
+
         lengths = torch.randint(1, self.max_steps, (len(self),), generator=step_generator(self.seed, 0, stream=4))
-        for i, length in enumerate(lengths.tolist()):
-            for _ in range(length):
-                self.train_step(i, x_s, y_s)
+        with tqdm(total=int(lengths.sum()), desc="pool warm-up", disable=not progress, leave=False) as bar:
+            for i, length in enumerate(lengths.tolist()):
+                for _ in range(length):
+                    self.train_step(i, x_s, y_s)
+                bar.update(length)
 
     def sample(self, step: int) -> int:
         """Index of the member used at outer step `step`."""
