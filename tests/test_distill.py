@@ -116,10 +116,11 @@ def test_a_signal_writes_a_checkpoint_before_exiting(tiny_source, tiny_teacher, 
         return loss
 
     monkeypatch.setattr(d, "outer_step", interrupted)
+    before = signal.getsignal(signal.SIGINT)  # the default handler, or SIG_IGN in a background job
     with pytest.raises(SystemExit, match="resume with --resume_from_checkpoint latest"):
         d.train()
     assert [p.name for p in list_checkpoints(tmp_path / "out")] == ["checkpoint-2"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before, "the run's handlers are removed again"
 
 
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_source, tiny_teacher, tmp_path, monkeypatch):
