@@ -541,7 +541,8 @@ def write_report(rows: list[dict], cfg: BenchmarkConfig, out: Path) -> None:
             cells = []
             for target in targets:
                 stat = summary.get((protocol, target), {}).get(method)
-                cells.append("" if stat is None else f"{stat[0] * scale:.2f} ± {stat[1] * scale:.2f}")
+                digits = 2 if scale == 100 else 3  # accuracy in %, R² as a fraction
+                cells.append("" if stat is None else f"{stat[0] * scale:.{digits}f} ± {stat[1] * scale:.{digits}f}")
             lines.append(f"| {_label(*method, archs)} | " + " | ".join(cells) + " |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     plot(summary, tables, cfg, archs, out / "results.png")

@@ -192,17 +192,21 @@ def _results_section(results: list[dict]) -> str:
     columns = list(dict.fromkeys((r["table"], r["column"]) for r in results))
     methods = list(dict.fromkeys((r["method"], r["m"], r["arch"]) for r in results))
     cells = {(r["method"], r["m"], r["arch"], r["table"], r["column"]): r for r in results}
-    scale = lambda table: 1 if table == "label-free" else 100  # noqa: E731
     head = "| method | " + " | ".join(f"{t}: {c}" for t, c in columns) + " |"
     lines = [head, "|---" * (len(columns) + 1) + "|"]
     for method in methods:
         row = [cells.get((*method, *col)) for col in columns]
-        text = [" " if r is None else f"{r['mean'] * scale(r['table']):.2f} ± {r['std'] * scale(r['table']):.2f}"
-                for r in row]
+        text = [" " if r is None else _mean_std(r["mean"], r["std"], r["table"]) for r in row]
         lines.append(f"| {method[0]}{'' if method[1] is None else f' (m={method[1]})'} | " + " | ".join(text) + " |")
     return ("\n## Transfer results\n\nAccuracy (%) after pre-training on each set and transferring "
             "(mean ± std over seeds), and the label-free R² on held-out source images, from `hf-ssdd benchmark`.\n\n"
             + "\n".join(lines) + "\n")
+
+
+def _mean_std(mean: float, std: float, table: str) -> str:
+    """Accuracy as a percentage with 2 decimals, the label-free R² as a fraction with 3."""
+    scale, digits = (1, 3) if table == "label-free" else (100, 2)
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 
 
 def _card_block(path_or_repo_id: str | Path, revision: str | None) -> dict:
