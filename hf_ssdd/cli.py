@@ -78,11 +78,12 @@ def benchmark(argv: list[str]) -> None:
         parser.error(f"overrides come as --key value pairs, got {' '.join(rest)}")
     import yaml
 
-    from .benchmark import benchmark as run
+    from .benchmark import Benchmark, BenchmarkConfig
 
     overrides = {key[2:]: yaml.safe_load(value) for key, value in zip(rest[::2], rest[1::2])}
-    rows = run(args.config, overrides)
-    print(f"benchmark: {len(rows)} results; see {overrides.get('output_dir', 'output_dir')}/results.md")
+    cfg = BenchmarkConfig.from_yaml(args.config, overrides)
+    rows = Benchmark(cfg).run()
+    print(f"benchmark: {len(rows)} results; see {cfg.output_dir}/results.md and results.png")
 
 
 def card(argv: list[str]) -> None:
