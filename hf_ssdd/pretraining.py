@@ -20,7 +20,6 @@ Output folder, written into a temporary sibling and renamed into place:
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ConfigError, PretrainConfig, check_output_dir, save_config
+from .config import ConfigError, PretrainConfig, check_output_dir
 from .data import Augmentation, Normalization, batch_indices, step_generator
 
 
@@ -169,16 +168,8 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
 def save_pretrained(model, output_dir, cfg: PretrainConfig, normalization, stats: dict, history: list[dict]) -> Path:
     """Write the model folder (see the module docstring) into a temporary sibling, then rename it into place."""
-    from .atomic import write_folder
     from .model_card import pretrained_card
-    from .teacher_training import preprocessor_config
+    from .teacher_training import save_model_folder
 
-    def fill(folder: Path) -> None:
-        model.save_pretrained(folder)
-        preprocessing = preprocessor_config(stats["resolution"], normalization)
-        (folder / "preprocessor_config.json").write_text(json.dumps(preprocessing, indent=2) + "\n")
-        save_config(cfg, folder / "pretrain_config.yaml")
-        (folder / "train_log.json").write_text(json.dumps(history, indent=1) + "\n")
-        (folder / "README.md").write_text(pretrained_card(model, cfg, stats))
-
-    return write_folder(Path(output_dir), fill)
+    card = pretrained_card(model, cfg, stats)
+    return save_model_folder(model, output_dir, stats["resolution"], normalization, cfg, "pretrain", history, card)

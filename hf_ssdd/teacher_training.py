@@ -224,15 +224,22 @@ def save_teacher(encoder, output_dir, cfg: TeacherTrainConfig, normalization, st
     `stats` holds num_images, resolution, channels, image_size, steps, final_loss, wall_time_s, num_processes and
     device, for the card. Main process only.
     """
+    card = model_card(cfg, normalization, stats, encoder)
+    return save_model_folder(encoder, output_dir, stats["image_size"], normalization, cfg, "teacher", history, card)
+
+
+def save_model_folder(model, output_dir, image_size: int, normalization, cfg, stage: str, history, card: str) -> Path:
+    """A transformers model folder, written atomically: weights and config, `preprocessor_config.json` (how to feed
+    it), `<stage>_config.yaml` (how it was trained), `train_log.json` and the card `README.md`."""
     from .atomic import write_folder
 
     def fill(folder: Path) -> None:
-        encoder.save_pretrained(folder)
-        config = preprocessor_config(stats["image_size"], normalization)
-        (folder / "preprocessor_config.json").write_text(json.dumps(config, indent=2) + "\n")
-        save_config(cfg, folder / "teacher_config.yaml")
+        model.save_pretrained(folder)
+        preprocessing = preprocessor_config(image_size, normalization)
+        (folder / "preprocessor_config.json").write_text(json.dumps(preprocessing, indent=2) + "\n")
+        save_config(cfg, folder / f"{stage}_config.yaml")
         (folder / "train_log.json").write_text(json.dumps(history, indent=1) + "\n")
-        (folder / "README.md").write_text(model_card(cfg, normalization, stats, encoder))
+        (folder / "README.md").write_text(card)
 
     return write_folder(Path(output_dir), fill)
 
