@@ -57,14 +57,19 @@ def batched(fn, x: torch.Tensor, device, chunk_size: int = 1024) -> torch.Tensor
 
 def accuracy(model, images: torch.Tensor, labels: torch.Tensor, normalization: Normalization, device) -> float:
     """Top-1 accuracy of `model` (eval mode) on uint8 `images (N, C, H, W)`, computed by the shipped metric."""
+    model.eval()
+    logits = batched(lambda x: model(pixel_values=normalization.normalize(x)).logits, images, device)
+    return shipped_accuracy(logits.argmax(1), labels)
+
+
+def shipped_accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
+    """The fraction of `predictions (N,)` equal to `labels (N,)`, from the `evaluate` module in `hf_ssdd/metrics`."""
     import evaluate
 
     from .metrics import metric_path
 
-    model.eval()
-    logits = batched(lambda x: model(pixel_values=normalization.normalize(x)).logits, images, device)
     metric = evaluate.load(metric_path("accuracy"))
-    return metric.compute(predictions=logits.argmax(1).tolist(), references=labels.tolist())["accuracy"]
+    return metric.compute(predictions=predictions.tolist(), references=labels.tolist())["accuracy"]
 
 
 def finetune(model, train: LabelledImages, normalization: Normalization, cfg: TransferConfig, accelerator) -> list:
@@ -104,9 +109,6 @@ def finetune(model, train: LabelledImages, normalization: Normalization, cfg: Tr
 
 def linear_probe(model, train: LabelledImages, test: LabelledImages, normalization, cfg: TransferConfig, device):
     """Accuracy on `test` of a logistic regression on the frozen, standardised features of `model`."""
-    import evaluate
-
-    from .metrics import metric_path
     from .modeling import features
 
     model.eval()
@@ -127,8 +129,7 @@ def linear_probe(model, train: LabelledImages, test: LabelledImages, normalizati
     optimizer.step(closure)
     with torch.no_grad():
         predictions = head(test_features).argmax(1)
-    metric = evaluate.load(metric_path("accuracy"))
-    return metric.compute(predictions=predictions.tolist(), references=test.labels.tolist())["accuracy"]
+    return shipped_accuracy(predictions, test.labels)
 
 
 def run_transfer(cfg: TransferConfig, accelerator, splits=None) -> dict:
