@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .krr import SOLVERS
+
 C = TypeVar("C")
 
 
@@ -86,6 +88,10 @@ class DistillConfig(SourceConfig):
     final_lr_ratio: float = field(default=1e-3, metadata={"help": "Learning rate at the last step, relative."})
     max_grad_norm: float | None = field(default=None, metadata={"help": "Clip the outer gradient to this norm."})
     ridge: float = field(default=1e-6, metadata={"help": "KRR regulariser lambda, relative to tr(K_ss)."})
+    krr_solver: str = field(
+        default="auto",
+        metadata={"help": "KRR algebra: auto, dual (Cholesky), primal, or reference (general solve); same result."},
+    )
     pool_size: int = field(default=10, metadata={"help": "Number l of learners in the model pool."})
     pool_steps: int = field(default=1000, metadata={"help": "U: online steps before a pool learner is reset."})
     pool_learning_rate: float = field(default=0.1, metadata={"help": "SGD learning rate of pool learners."})
@@ -117,6 +123,7 @@ class DistillConfig(SourceConfig):
         if self.crop_padding < 0:
             raise ConfigError(f"crop_padding={self.crop_padding} must be >= 0.")
         _check_choice(self, "learner_norm", ("batch", "instance", "none"))
+        _check_choice(self, "krr_solver", SOLVERS)
         _check_choice(self, "learner_pooling", ("avg", "max"))
         _check_choice(self, "teacher_pooling", ("auto", "cls", "pooler", "mean"))
 

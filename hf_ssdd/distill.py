@@ -36,7 +36,7 @@ from .pool import ModelPool
 OUTPUT_FIELDS = {"output_dir", "overwrite_output_dir", "resume_from_checkpoint", "push_to_hub", "private"}
 # Fields that may change between a run and its resumption; every other field must match the checkpoint's.
 RUN_FIELDS = OUTPUT_FIELDS | {
-    "max_steps", "save_steps", "save_total_limit", "logging_steps", "report_to", "feature_chunk_size",
+    "max_steps", "save_steps", "save_total_limit", "logging_steps", "report_to", "feature_chunk_size", "krr_solver",
 }
 
 
@@ -45,8 +45,18 @@ class NonFiniteLossError(RuntimeError):
 
 
 def embed(model: nn.Module, x: torch.Tensor, chunk_size: int) -> torch.Tensor:
-    """`(n, C, H, W)` -> `(n, p + 1)` features with the bias column, `chunk_size` images at a time."""
-    return with_bias(torch.cat([model.embed(chunk) for chunk in x.split(chunk_size)]))
+    """`(n, C, H, W)` -> `(n, p + 1)` features with the bias column, `chunk_size` images at a time.
+
+    When `x` needs a gradient and is longer than one chunk, each chunk's activations are dropped after its forward
+    and recomputed in the backward pass, so memory holds one chunk's activations whatever `n` is, for the price of a
+    second forward pass.
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    chunks = x.split(chunk_size)
+    if x.requires_grad and torch.is_grad_enabled() and len(chunks) > 1:
+        return with_bias(torch.cat([checkpoint(model.embed, chunk, use_reentrant=False) for chunk in chunks]))
+    return with_bias(torch.cat([model.embed(chunk) for chunk in chunks]))
 
 
 def linear_decay(max_steps: int, final_ratio: float):
@@ -182,8 +192,8 @@ class Distiller:
         y = self.teacher_targets(x)  # (n / P, d)
         with torch.no_grad():
             phi_x = embed(model, x, cfg.feature_chunk_size)  # (n / P, p + 1)
-        phi_s = with_bias(model.embed(self.x_s))  # (m, p + 1), differentiable in X_s
-        loss = krr_loss(phi_s, phi_x, self.y_s, y, cfg.ridge)
+        phi_s = embed(model, self.x_s, cfg.feature_chunk_size)  # (m, p + 1), differentiable in X_s
+        loss = krr_loss(phi_s, phi_x, self.y_s, y, cfg.ridge, cfg.krr_solver)
 
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

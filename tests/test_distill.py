@@ -58,6 +58,29 @@ def test_outer_steps_move_images_and_targets_and_lower_the_loss(tiny_source, tin
     assert sum(losses[-5:]) < 0.8 * sum(losses[:5])
 
 
+@pytest.mark.parametrize("m, width, variants", [
+    (6, 4, [("reference", 512), ("reference", 4), ("dual", 4), ("auto", 1)]),  # m = 6 <= q = 73: the dual
+    # m = 24 > q = 19: the primal (test_krr checks it against float64; the float32 general solve is the less exact)
+    (24, 1, [("primal", 512), ("primal", 5), ("auto", 7)]),
+])
+def test_chunk_size_and_krr_solver_change_cost_not_results(tiny_source, tiny_teacher, tmp_path, m, width, variants):
+    """Synthetic features in recomputed chunks and every KRR form give the same outer step as one pass."""
+
+    def first_step(solver, chunk):
+        cfg = tiny(tiny_source, tiny_teacher, tmp_path / f"{solver}-{chunk}", num_synthetic=m, learner_width=width,
+                   krr_solver=solver, feature_chunk_size=chunk)
+        d = Distiller(cfg)
+        loss = d.outer_step()
+        return loss, d.x_s.grad.clone(), d.y_s.grad.clone()
+
+    want = first_step(*variants[0])
+    for solver, chunk in variants[1:]:
+        got = first_step(solver, chunk)
+        assert got[0] == pytest.approx(want[0], rel=1e-4)
+        for g, w in zip(got[1:], want[1:]):
+            assert (g - w).norm() / w.norm() < 1e-4
+
+
 def test_resuming_gives_bitwise_the_uninterrupted_result(tiny_source, tiny_teacher, tmp_path):
     full = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "full")).train()
     resumed_cfg = tiny(tiny_source, tiny_teacher, tmp_path / "resumed",

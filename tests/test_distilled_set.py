@@ -1,11 +1,10 @@
 """The distilled set as a Hub dataset: what `save` writes, what `load_dataset` and `DistilledSet.load` give back."""
 
 import re
+from pathlib import Path
 
 import datasets
 import numpy as np
-from pathlib import Path
-
 import pytest
 import torch
 import yaml

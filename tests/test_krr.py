@@ -1,8 +1,9 @@
 """The KRR objective: closed form, its gradient, and its limits."""
 
+import pytest
 import torch
 
-from hf_ssdd.krr import krr_loss, krr_predict, with_bias
+from hf_ssdd.krr import SOLVERS, krr_loss, krr_predict, resolve_solver, with_bias
 from hf_ssdd.learners import ConvNet
 
 
@@ -67,3 +68,54 @@ def test_gradient_wrt_images_and_targets_matches_finite_differences():
             numeric[k] = (reference(*point(up)) - reference(*point(down))) / (2 * eps)
         torch.testing.assert_close(grad.reshape(-1), numeric, rtol=1e-4, atol=1e-7)
     assert grad_x.abs().sum() > 0 and grad_y.abs().sum() > 0
+
+
+@pytest.mark.parametrize("m, q", [(6, 20), (20, 6)])  # fewer images than features, and more
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_every_solver_gives_the_reference_loss_and_gradients(solver, m, q):
+    g = torch.Generator().manual_seed(m)
+    phi_s = torch.randn(m, q, generator=g, dtype=torch.float64, requires_grad=True)
+    y_s = torch.randn(m, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    phi_x, y = torch.randn(8, q, generator=g, dtype=torch.float64), torch.randn(8, 3, generator=g, dtype=torch.float64)
+    ridge = 1e-3
+
+    def loss_and_grads(s):
+        loss = krr_loss(phi_s, phi_x, y_s, y, ridge, s)
+        return (loss, *torch.autograd.grad(loss, (phi_s, y_s)))
+
+    for got, want in zip(loss_and_grads(solver), loss_and_grads("reference")):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_auto_is_accurate_in_float32_at_the_method_ridge():
+    """At λ = 1e-6 tr(K), `auto` in float32 stays within 1e-5 of float64 on both sides of m = q. The general solve
+    of the reference is that accurate only while m <= q: beyond, K_ss is rank-deficient and it loses ~3 digits."""
+    g = torch.Generator().manual_seed(0)
+    for m, q in [(50, 129), (300, 129)]:
+        phi_s, phi_x = torch.randn(m, q, generator=g).relu(), torch.randn(64, q, generator=g).relu()
+        y_s = torch.randn(m, 16, generator=g)
+        exact = krr_predict(phi_s.double(), phi_x.double(), y_s.double(), 1e-6, "reference")
+
+        def error(solver):
+            got = krr_predict(phi_s, phi_x, y_s, 1e-6, solver)
+            assert got.dtype == torch.float32
+            return ((got.double() - exact).norm() / exact.norm()).item()
+
+        assert error("auto") < 1e-5
+        assert (error("reference") < 1e-5) == (m <= q)
+
+
+def test_low_precision_features_are_solved_in_float32():
+    phi_s, phi_x, y_s = torch.randn(6, 10), torch.randn(3, 10), torch.randn(6, 2)
+    got = krr_predict(phi_s.bfloat16(), phi_x.bfloat16(), y_s, 1e-3)
+    assert got.dtype == torch.float32
+    want = krr_predict(phi_s.bfloat16().float(), phi_x.bfloat16().float(), y_s, 1e-3)
+    torch.testing.assert_close(got, want)
+
+
+def test_auto_solves_in_the_primal_only_when_features_are_fewer_than_images():
+    assert resolve_solver("auto", m=1000, q=129) == "primal"
+    assert resolve_solver("auto", m=100, q=129) == "dual"
+    assert resolve_solver("reference", m=1000, q=129) == "reference"
+    with pytest.raises(ValueError, match="not one of"):
+        resolve_solver("lu", m=1, q=1)
