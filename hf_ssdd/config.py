@@ -210,13 +210,14 @@ def save_config(cfg, path: str | Path) -> None:
 
 @dataclass
 class TeacherTrainConfig(SourceConfig):
-    """Barlow Twins self-supervised teacher, saved as a transformers model. Defaults: Fashion-MNIST, ~5 min on 2 CPUs."""
+    """Barlow Twins self-supervised teacher, saved as a transformers model. Defaults: Fashion-MNIST, ~5 min, 2 CPUs."""
 
     architecture: str = field(
         default="resnet", metadata={"help": "Encoder: resnet (ResNetModel, basic blocks) or convnext (ConvNextModel)."}
     )
     hidden_sizes: list[int] = field(
-        default_factory=lambda: [32, 64, 128], metadata={"help": "Channels of each stage; the last is the feature size."}
+        default_factory=lambda: [32, 64, 128],
+        metadata={"help": "Channels of each stage; the last is the feature size."},
     )
     depths: list[int] = field(default_factory=lambda: [1, 1, 1], metadata={"help": "Blocks in each stage."})
     patch_size: int = field(default=2, metadata={"help": "ConvNeXt stem: side of its non-overlapping patches, pixels."})

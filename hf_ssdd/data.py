@@ -318,5 +318,6 @@ class Augmentation:
         rows = offsets[:, 0, None] + torch.arange(h, device=x.device)  # (n, H)
         cols = offsets[:, 1, None] + torch.arange(w, device=x.device)  # (n, W)
         images = torch.arange(n, device=x.device).view(n, 1, 1, 1)
-        out = padded[images, torch.arange(c, device=x.device).view(1, c, 1, 1), rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]
+        channels = torch.arange(c, device=x.device).view(1, c, 1, 1)
+        out = padded[images, channels, rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]
         return torch.where(self.flips.to(x.device).view(n, 1, 1, 1), out.flip(-1), out)

@@ -104,7 +104,9 @@ class Distiller:
         self.cfg = cfg
         self.accelerator = accelerator or Accelerator(
             log_with=_trackers(cfg.report_to),
-            project_config=ProjectConfiguration(project_dir=cfg.output_dir, logging_dir=str(Path(cfg.output_dir) / "runs")),
+            project_config=ProjectConfiguration(
+                project_dir=cfg.output_dir, logging_dir=str(Path(cfg.output_dir) / "runs")
+            ),
         )
         acc = self.accelerator
         set_seed(cfg.seed)  # our own draws come from `step_generator`; this covers everything else
@@ -249,7 +251,9 @@ class Distiller:
                 if stop:
                     bar.close()
                     acc.end_training()
-                    raise SystemExit(f"stopped by signal at step {self.step}; resume with --resume_from_checkpoint latest")
+                    raise SystemExit(
+                        f"stopped by signal at step {self.step}; resume with --resume_from_checkpoint latest"
+                    )
         bar.close()
         self.wall_time_s = time.perf_counter() - start
         if self.step % cfg.save_steps:

@@ -194,7 +194,8 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     if cfg.push_to_hub and acc.is_main_process:
         from .hub import push_to_hub
 
-        print(f"train-teacher: pushed {out} to {push_to_hub(out, cfg.push_to_hub, repo_type='model', private=cfg.private)}")
+        url = push_to_hub(out, cfg.push_to_hub, repo_type="model", private=cfg.private)
+        print(f"train-teacher: pushed {out} to {url}")
     return out
 
 

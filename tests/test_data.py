@@ -49,7 +49,8 @@ def test_save_to_disk_and_parquet_folders_load(tmp_path):
     import datasets
 
     arrays = np.arange(4 * 6 * 6, dtype=np.uint8).reshape(4, 6, 6)
-    ds = datasets.Dataset.from_dict({"img": [Image.fromarray(a) for a in arrays]}, features=datasets.Features({"img": datasets.Image()}))
+    features = datasets.Features({"img": datasets.Image()})
+    ds = datasets.Dataset.from_dict({"img": [Image.fromarray(a) for a in arrays]}, features=features)
     ds.save_to_disk(tmp_path / "disk")
     (tmp_path / "parquet").mkdir()
     ds.to_parquet(tmp_path / "parquet" / "train.parquet")

@@ -146,7 +146,9 @@ def test_a_signal_writes_a_checkpoint_before_exiting(tiny_source, tiny_teacher, 
     assert signal.getsignal(signal.SIGINT) is before, "the run's handlers are removed again"
 
 
-def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_source, tiny_teacher, tmp_path, monkeypatch):
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
+    tiny_source, tiny_teacher, tmp_path, monkeypatch
+):
     import hf_ssdd.distill as distill
 
     d = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out"))

@@ -1,4 +1,4 @@
-"""The README's main job, shortened, on real Fashion-MNIST: teacher, KRR-ST, pre-training, transfer. Minutes: `-m slow`."""
+"""The README's main job, shortened, on real Fashion-MNIST: teacher, KRR-ST, pre-training, transfer (`-m slow`)."""
 
 import json
 
@@ -22,7 +22,8 @@ def test_teacher_then_distillation_on_fashion_mnist(tmp_path):
     main(["train-teacher", "--config", "recipes/configs/fashion_mnist_teacher.yaml", "--max_steps", "60",
           "--output_dir", str(tmp_path / "teacher")])
     main(["distill", "--config", "recipes/configs/fashion_mnist.yaml", "--teacher", str(tmp_path / "teacher"),
-          "--max_steps", "150", "--pool_steps", "20", "--output_dir", str(tmp_path / "distilled"), "--report_to", "none"])
+          "--max_steps", "150", "--pool_steps", "20", "--output_dir", str(tmp_path / "distilled"),
+          "--report_to", "none"])
 
     distilled = DistilledSet.load(str(tmp_path / "distilled"))
     assert distilled.pixel_values.shape == (100, 1, 28, 28)

@@ -31,7 +31,7 @@ def test_interpolates_its_support_set_as_ridge_vanishes():
 
 def test_invariant_to_feature_scale_without_bias():
     """λ relative to tr(K_ss) makes the prediction independent of the scale of the features."""
-    phi_s, phi_x, y_s = torch.randn(6, 10, dtype=torch.float64), torch.randn(3, 10, dtype=torch.float64), torch.randn(6, 2, dtype=torch.float64)
+    phi_s, phi_x, y_s = (torch.randn(*s, dtype=torch.float64) for s in [(6, 10), (3, 10), (6, 2)])
     torch.testing.assert_close(krr_predict(phi_s, phi_x, y_s, 1e-3), krr_predict(7 * phi_s, 7 * phi_x, y_s, 1e-3))
 
 
@@ -64,7 +64,8 @@ def test_gradient_wrt_images_and_targets_matches_finite_differences():
             up, down = flat.clone(), flat.clone()
             up[k] += eps
             down[k] -= eps
-            point = lambda v: [x_s.detach(), y_s.detach()][:args] + [v.view_as(tensor)] + [x_s.detach(), y_s.detach()][args + 1:]
+            fixed = [x_s.detach(), y_s.detach()]
+            point = lambda v: fixed[:args] + [v.view_as(tensor)] + fixed[args + 1:]  # noqa: E731
             numeric[k] = (reference(*point(up)) - reference(*point(down))) / (2 * eps)
         torch.testing.assert_close(grad.reshape(-1), numeric, rtol=1e-4, atol=1e-7)
     assert grad_x.abs().sum() > 0 and grad_y.abs().sum() > 0

@@ -31,7 +31,9 @@ def representation_r2(predicted: torch.Tensor, target: torch.Tensor) -> float:
     each dimension's mean, negative for worse.
     """
     if predicted.shape != target.shape or target.ndim != 2:
-        raise ValueError(f"need two (n, d) tensors of one shape, got {tuple(predicted.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"need two (n, d) tensors of one shape, got {tuple(predicted.shape)} and {tuple(target.shape)}"
+        )
     predicted, target = predicted.double(), target.double()
     residual = (target - predicted).pow(2).sum()
     total = (target - target.mean(0)).pow(2).sum()
