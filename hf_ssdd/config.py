@@ -97,6 +97,14 @@ class DistillConfig(SourceConfig):
     pool_learning_rate: float = field(default=0.1, metadata={"help": "SGD learning rate of pool learners."})
     pool_momentum: float = field(default=0.9, metadata={"help": "SGD momentum of pool learners."})
     pool_weight_decay: float = field(default=1e-3, metadata={"help": "SGD weight decay of pool learners."})
+    teacher_views: int = field(
+        default=0,
+        metadata={"help": "V > 0: compute the teacher once on V fixed augmented views per real image and read its "
+                          "targets from a cache; 0: run the teacher on a fresh view every step (the paper)."},
+    )
+    teacher_cache_dir: str | None = field(
+        default=None, metadata={"help": "Folder of teacher-view caches; default: $HF_SSDD_CACHE or $HF_HOME/hf_ssdd."}
+    )
     crop_padding: int = field(default=4, metadata={"help": "Random-crop padding of real images, pixels (0: off)."})
     flip: bool = field(default=True, metadata={"help": "Random horizontal flip of real images."})
     feature_chunk_size: int = field(default=512, metadata={"help": "Images per forward chunk (memory, not math)."})
@@ -120,6 +128,8 @@ class DistillConfig(SourceConfig):
         )
         if self.pool_steps < 2:
             raise ConfigError(f"pool_steps={self.pool_steps}: warm-up is drawn from [1, pool_steps); use >= 2.")
+        if self.teacher_views < 0:
+            raise ConfigError(f"teacher_views={self.teacher_views} must be >= 0 (0: no cache).")
         if self.crop_padding < 0:
             raise ConfigError(f"crop_padding={self.crop_padding} must be >= 0.")
         _check_choice(self, "learner_norm", ("batch", "instance", "none"))

@@ -33,7 +33,9 @@ from .learners import ConvNet
 from .pool import ModelPool
 
 # Where a run writes to: not a hyperparameter of the distilled set.
-OUTPUT_FIELDS = {"output_dir", "overwrite_output_dir", "resume_from_checkpoint", "push_to_hub", "private"}
+OUTPUT_FIELDS = {
+    "output_dir", "overwrite_output_dir", "resume_from_checkpoint", "push_to_hub", "private", "teacher_cache_dir",
+}
 # Fields that may change between a run and its resumption; every other field must match the checkpoint's.
 RUN_FIELDS = OUTPUT_FIELDS | {
     "max_steps", "save_steps", "save_total_limit", "logging_steps", "report_to", "feature_chunk_size", "krr_solver",
@@ -132,6 +134,14 @@ class Distiller:
         self.teacher = Teacher.from_pretrained(
             cfg.teacher, cfg.teacher_revision, cfg.teacher_pooling, chunk_size=cfg.feature_chunk_size
         ).to(acc.device)
+        self.teacher_cache = None
+        if cfg.teacher_views:
+            from .teacher_cache import TeacherCache
+
+            self.teacher_cache = TeacherCache.build(
+                self.teacher, self.images, self.normalization, cfg.teacher_views, cfg.crop_padding, cfg.flip, cfg.seed,
+                cfg.teacher_cache_dir, acc, cfg.feature_chunk_size,
+            )
 
         init = initial_indices(len(self.images), cfg.num_synthetic, cfg.seed)
         x_s = self.normalization.normalize(self.images[init].to(acc.device))
@@ -172,15 +182,21 @@ class Distiller:
         """Teacher representations `(n, d)` of learner-space images `(n, C, H, W)`."""
         return self.teacher(self.normalization.denormalize(x).clamp(0, 1))
 
-    def real_batch(self, step: int) -> torch.Tensor:
-        """This process's slice `(n / P, C, H, W)` of the augmented global real batch of `step`."""
+    def real_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's slice of the augmented global real batch of `step`, `(n / P, C, H, W)`, and the teacher's
+        targets for it, `(n / P, d)`: from the teacher-view cache when there is one, else from the teacher."""
         cfg, acc = self.cfg, self.accelerator
         indices = batch_indices(len(self.images), cfg.batch_size, step, cfg.seed)
-        views = Augmentation.sample(cfg.batch_size, cfg.crop_padding, cfg.flip, step_generator(cfg.seed, step))
         local = slice(acc.process_index * len(indices) // acc.num_processes,
                       (acc.process_index + 1) * len(indices) // acc.num_processes)
         x = self.normalization.normalize(self.images[indices[local]].to(acc.device))
-        return views[local].apply(x)
+        if self.teacher_cache is None:
+            views = Augmentation.sample(cfg.batch_size, cfg.crop_padding, cfg.flip, step_generator(cfg.seed, step))
+            x = views[local].apply(x)
+            return x, self.teacher_targets(x)
+        view_ids = torch.randint(cfg.teacher_views, (cfg.batch_size,), generator=step_generator(cfg.seed, step, 7))
+        views, y = self.teacher_cache.lookup(indices[local], view_ids[local])
+        return views.apply(x), y.to(acc.device)
 
     # --- the outer step -------------------------------------------------------------------------------------------
 
@@ -190,8 +206,7 @@ class Distiller:
         i = self.pool.sample(self.step)
         model = self.pool.models[i].eval().requires_grad_(False)
 
-        x = self.real_batch(self.step)
-        y = self.teacher_targets(x)  # (n / P, d)
+        x, y = self.real_batch(self.step)  # (n / P, C, H, W), (n / P, d)
         with torch.no_grad():
             phi_x = embed(model, x, cfg.feature_chunk_size)  # (n / P, p + 1)
         phi_s = embed(model, self.x_s, cfg.feature_chunk_size)  # (m, p + 1), differentiable in X_s

@@ -41,6 +41,8 @@ def test_unknown_yaml_key_is_an_error_naming_it(tmp_path):
         (["--num_synthetic", "0"], "num_synthetic=0 must be positive"),
         (["--learner_norm", "layer"], "learner_norm='layer' is not one of"),
         (["--channels", "2"], "channels=2 is not supported"),
+        (["--teacher_views", "-1"], "teacher_views=-1 must be >= 0"),
+        (["--krr_solver", "lu"], "krr_solver='lu' is not one of auto, dual, primal, reference"),
         (["--config", "/no/such.yaml"], "does not exist"),
     ],
 )

@@ -93,6 +93,19 @@ def test_resuming_gives_bitwise_the_uninterrupted_result(tiny_source, tiny_teach
     assert result.metadata["final_loss"] == full.metadata["final_loss"]
 
 
+def test_with_teacher_views_the_step_reads_targets_from_the_cache_and_resumes_exactly(
+    tiny_source, tiny_teacher, tmp_path
+):
+    cfg = dict(teacher_views=2, teacher_cache_dir=str(tmp_path / "cache"))
+    full = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "full", **cfg)).train()
+    resumed = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "resumed", **cfg,
+                             resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-3")))
+    resumed.teacher.forward = lambda images: pytest.fail("the teacher ran inside an outer step")
+    result = resumed.train()
+    assert torch.equal(result.pixel_values, full.pixel_values) and torch.equal(result.targets, full.targets)
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
 def test_resume_latest_from_the_output_dir(tiny_source, tiny_teacher, tmp_path):
     Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", max_steps=3)).train()
     d = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", resume_from_checkpoint="latest"))
@@ -111,10 +124,12 @@ if d.accelerator.is_main_process:
 """
 
 
-def test_two_processes_give_the_one_process_result(tiny_source, tiny_teacher, tmp_path):
-    cfg = tiny(tiny_source, tiny_teacher, tmp_path / "one", max_steps=4, save_steps=100)
+@pytest.mark.parametrize("teacher_views", [0, 3])  # the teacher in the loop; a cache that both processes fill
+def test_two_processes_give_the_one_process_result(tiny_source, tiny_teacher, tmp_path, teacher_views):
+    cfg = tiny(tiny_source, tiny_teacher, tmp_path / "one", max_steps=4, save_steps=100, teacher_views=teacher_views,
+               teacher_cache_dir=str(tmp_path / "cache-one"))
     one = Distiller(cfg).train()
-    kwargs = {**cfg.__dict__, "output_dir": str(tmp_path / "two")}
+    kwargs = {**cfg.__dict__, "output_dir": str(tmp_path / "two"), "teacher_cache_dir": str(tmp_path / "cache-two")}
     (tmp_path / "run.py").write_text(SCRIPT)
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
