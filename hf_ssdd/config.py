@@ -108,6 +108,16 @@ class DistillConfig(SourceConfig):
     crop_padding: int = field(default=4, metadata={"help": "Random-crop padding of real images, pixels (0: off)."})
     flip: bool = field(default=True, metadata={"help": "Random horizontal flip of real images."})
     feature_chunk_size: int = field(default=512, metadata={"help": "Images per forward chunk (memory, not math)."})
+    mixed_precision: str = field(
+        default="no",
+        metadata={"help": "no or bf16: precision of the learner and teacher forwards (the KRR solve stays float32)."},
+    )
+    reference: bool = field(
+        default=False,
+        metadata={"help": "Run the authors' step as they do (teacher on every batch, X_s in one pass, general "
+                          "solve, float32), overriding teacher_views, feature_chunk_size, krr_solver and "
+                          "mixed_precision: the baseline of every speed claim."},
+    )
     seed: int = field(default=0, metadata={"help": "Seed of every random choice of the run."})
     save_steps: int = field(default=1000, metadata={"help": "Write a checkpoint every N steps."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Keep only the newest N checkpoints."})
@@ -134,6 +144,7 @@ class DistillConfig(SourceConfig):
             raise ConfigError(f"crop_padding={self.crop_padding} must be >= 0.")
         _check_choice(self, "learner_norm", ("batch", "instance", "none"))
         _check_choice(self, "krr_solver", SOLVERS)
+        _check_choice(self, "mixed_precision", ("no", "bf16"))
         _check_choice(self, "learner_pooling", ("avg", "max"))
         _check_choice(self, "teacher_pooling", ("auto", "cls", "pooler", "mean"))
 

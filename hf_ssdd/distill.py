@@ -42,6 +42,15 @@ RUN_FIELDS = OUTPUT_FIELDS | {
 }
 
 
+def reference_config(cfg: DistillConfig) -> DistillConfig:
+    """`cfg` with the step of the authors' code: the teacher on every real batch, the synthetic set and the real
+    batch each in one pass, a general linear solve, float32."""
+    return dataclasses.replace(
+        cfg, teacher_views=0, krr_solver="reference", mixed_precision="no",
+        feature_chunk_size=max(cfg.num_synthetic, cfg.batch_size),
+    )
+
+
 class NonFiniteLossError(RuntimeError):
     """The outer loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -98,6 +107,8 @@ class Distiller:
 
         from .teachers import Teacher
 
+        if cfg.reference:
+            cfg = reference_config(cfg)
         check_output_dir(cfg.output_dir, cfg.overwrite_output_dir, resuming=bool(cfg.resume_from_checkpoint))
         resume = resolve_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir) if cfg.resume_from_checkpoint else None
         checkpoint = load_checkpoint(resume) if resume else None
@@ -105,6 +116,7 @@ class Distiller:
             check_compatible(cfg, checkpoint["config"], resume)
         self.cfg = cfg
         self.accelerator = accelerator or Accelerator(
+            mixed_precision=cfg.mixed_precision,
             log_with=_trackers(cfg.report_to),
             project_config=ProjectConfiguration(
                 project_dir=cfg.output_dir, logging_dir=str(Path(cfg.output_dir) / "runs")
@@ -206,10 +218,11 @@ class Distiller:
         i = self.pool.sample(self.step)
         model = self.pool.models[i].eval().requires_grad_(False)
 
-        x, y = self.real_batch(self.step)  # (n / P, C, H, W), (n / P, d)
-        with torch.no_grad():
-            phi_x = embed(model, x, cfg.feature_chunk_size)  # (n / P, p + 1)
-        phi_s = embed(model, self.x_s, cfg.feature_chunk_size)  # (m, p + 1), differentiable in X_s
+        with acc.autocast():
+            x, y = self.real_batch(self.step)  # (n / P, C, H, W), (n / P, d)
+            with torch.no_grad():
+                phi_x = embed(model, x, cfg.feature_chunk_size)  # (n / P, p + 1)
+            phi_s = embed(model, self.x_s, cfg.feature_chunk_size)  # (m, p + 1), differentiable in X_s
         loss = krr_loss(phi_s, phi_x, self.y_s, y, cfg.ridge, cfg.krr_solver)
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -225,7 +238,8 @@ class Distiller:
         self.scheduler.step()
 
         model.requires_grad_(True)
-        self.pool.train_step(i, self.x_s, self.y_s)
+        with acc.autocast():
+            self.pool.train_step(i, self.x_s, self.y_s)
         self.step += 1
         return loss
 

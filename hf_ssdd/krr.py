@@ -53,9 +53,14 @@ def krr_predict(
 
     `λ = ridge * tr(K_ss)` makes the regulariser scale-free; it is treated as a constant (no gradient).
     """
+    with torch.autocast(phi_s.device.type, enabled=False):
+        return _krr_predict(phi_s, phi_x, y_s, ridge, resolve_solver(solver, *phi_s.shape))
+
+
+def _krr_predict(phi_s, phi_x, y_s, ridge, solver):
     dtype = torch.promote_types(phi_s.dtype, torch.float32)
     phi_s, phi_x, y_s = phi_s.to(dtype), phi_x.to(dtype), y_s.to(dtype)
-    (m, q), solver = phi_s.shape, resolve_solver(solver, *phi_s.shape)
+    m, q = phi_s.shape
     lam = ridge * phi_s.detach().square().sum()  # tr(Φ_s Φ_sᵀ) = tr(Φ_sᵀ Φ_s)
     if solver == "primal":
         gram = phi_s.T @ phi_s + lam * torch.eye(q, dtype=dtype, device=phi_s.device)

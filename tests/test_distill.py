@@ -81,6 +81,34 @@ def test_chunk_size_and_krr_solver_change_cost_not_results(tiny_source, tiny_tea
             assert (g - w).norm() / w.norm() < 1e-4
 
 
+def test_reference_mode_overrides_every_speed_option(tiny_source, tiny_teacher, tmp_path):
+    d = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", reference=True, teacher_views=3,
+                       krr_solver="dual", feature_chunk_size=2, mixed_precision="bf16"))
+    assert d.teacher_cache is None and d.cfg.krr_solver == "reference" and d.cfg.mixed_precision == "no"
+    assert d.cfg.feature_chunk_size >= max(d.cfg.num_synthetic, d.cfg.batch_size)
+    assert d.result().metadata["hyperparameters"]["reference"] is True
+
+
+def test_bf16_runs_the_forwards_in_bf16_and_follows_float32(tiny_source, tiny_teacher, tmp_path, monkeypatch):
+    import hf_ssdd.distill as distill
+
+    seen = []
+    real = distill.krr_loss
+    monkeypatch.setattr(distill, "krr_loss", lambda phi_s, *a: seen.append(phi_s.dtype) or real(phi_s, *a))
+    from accelerate.state import AcceleratorState
+
+    losses = {}
+    try:
+        for precision in ("no", "bf16"):
+            AcceleratorState._reset_state(True)  # precision is fixed once per process otherwise
+            d = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / precision, mixed_precision=precision))
+            losses[precision] = [d.outer_step() for _ in range(3)]
+    finally:
+        AcceleratorState._reset_state(True)
+    assert seen == [torch.float32] * 3 + [torch.bfloat16] * 3
+    assert losses["bf16"] == pytest.approx(losses["no"], rel=0.05)
+
+
 def test_resuming_gives_bitwise_the_uninterrupted_result(tiny_source, tiny_teacher, tmp_path):
     full = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "full")).train()
     resumed_cfg = tiny(tiny_source, tiny_teacher, tmp_path / "resumed",
