@@ -36,6 +36,10 @@ STAGES = {
         "hf_ssdd.config:TeacherTrainConfig", "hf_ssdd.teacher_training:train_teacher",
         "Train a self-supervised (Barlow Twins) teacher on the source data; saved in Hub format.",
     ),
+    "plan": Stage(
+        "hf_ssdd.config:DistillConfig", "hf_ssdd.memory:plan",
+        "Estimate the peak memory of a distillation config on this device, and the chunk sizes that fit.",
+    ),
     "distill": Stage(
         "hf_ssdd.config:DistillConfig", "hf_ssdd.distill:distill",
         "Distil a source dataset into synthetic images and target representations (KRR-ST).",

@@ -97,6 +97,11 @@ class DistillConfig(SourceConfig):
     pool_learning_rate: float = field(default=0.1, metadata={"help": "SGD learning rate of pool learners."})
     pool_momentum: float = field(default=0.9, metadata={"help": "SGD momentum of pool learners."})
     pool_weight_decay: float = field(default=1e-3, metadata={"help": "SGD weight decay of pool learners."})
+    pool_chunk_size: int | None = field(
+        default=None,
+        metadata={"help": "Train pool learners on X_s in chunks of this many images (gradient accumulation; "
+                          "BatchNorm statistics per chunk) to bound memory; default: all m at once, as the paper."},
+    )
     teacher_views: int = field(
         default=0,
         metadata={"help": "V > 0: compute the teacher once on V fixed augmented views per real image and read its "
@@ -108,6 +113,9 @@ class DistillConfig(SourceConfig):
     crop_padding: int = field(default=4, metadata={"help": "Random-crop padding of real images, pixels (0: off)."})
     flip: bool = field(default=True, metadata={"help": "Random horizontal flip of real images."})
     feature_chunk_size: int = field(default=512, metadata={"help": "Images per forward chunk (memory, not math)."})
+    max_memory_gb: float | None = field(
+        default=None, metadata={"help": "Memory the run may use on its device; default: 90% of what is free."}
+    )
     mixed_precision: str = field(
         default="no",
         metadata={"help": "no or bf16: precision of the learner and teacher forwards (the KRR solve stays float32)."},
@@ -134,7 +142,7 @@ class DistillConfig(SourceConfig):
         _check_positive(
             self, "num_synthetic", "learner_depth", "learner_width", "max_steps", "batch_size", "learning_rate",
             "final_lr_ratio", "ridge", "pool_size", "pool_steps", "pool_learning_rate", "feature_chunk_size",
-            "save_steps", "logging_steps", "max_grad_norm", "save_total_limit",
+            "pool_chunk_size", "max_memory_gb", "save_steps", "logging_steps", "max_grad_norm", "save_total_limit",
         )
         if self.pool_steps < 2:
             raise ConfigError(f"pool_steps={self.pool_steps}: warm-up is drawn from [1, pool_steps); use >= 2.")

@@ -30,6 +30,7 @@ from .config import ConfigError, DistillConfig, check_output_dir
 from .data import Augmentation, Normalization, batch_indices, decode_images, image_column, load_source, step_generator
 from .krr import krr_loss, with_bias
 from .learners import ConvNet
+from .memory import check_fits
 from .pool import ModelPool
 
 # Where a run writes to: not a hyperparameter of the distilled set.
@@ -39,6 +40,7 @@ OUTPUT_FIELDS = {
 # Fields that may change between a run and its resumption; every other field must match the checkpoint's.
 RUN_FIELDS = OUTPUT_FIELDS | {
     "max_steps", "save_steps", "save_total_limit", "logging_steps", "report_to", "feature_chunk_size", "krr_solver",
+    "max_memory_gb",
 }
 
 
@@ -46,7 +48,7 @@ def reference_config(cfg: DistillConfig) -> DistillConfig:
     """`cfg` with the step of the authors' code: the teacher on every real batch, the synthetic set and the real
     batch each in one pass, a general linear solve, float32."""
     return dataclasses.replace(
-        cfg, teacher_views=0, krr_solver="reference", mixed_precision="no",
+        cfg, teacher_views=0, krr_solver="reference", mixed_precision="no", pool_chunk_size=None,
         feature_chunk_size=max(cfg.num_synthetic, cfg.batch_size),
     )
 
@@ -146,6 +148,8 @@ class Distiller:
         self.teacher = Teacher.from_pretrained(
             cfg.teacher, cfg.teacher_revision, cfg.teacher_pooling, chunk_size=cfg.feature_chunk_size
         ).to(acc.device)
+        check_fits(cfg, self.make_learner().to(acc.device), self.teacher, tuple(self.images.shape[1:]),
+                   len(self.images), acc.device, acc.num_processes)
         self.teacher_cache = None
         if cfg.teacher_views:
             from .teacher_cache import TeacherCache
@@ -173,6 +177,7 @@ class Distiller:
             weight_decay=cfg.pool_weight_decay,
             seed=cfg.seed,
             device=acc.device,
+            chunk_size=cfg.pool_chunk_size,
         )
         self.step, self.history = 0, []
         if checkpoint is not None:

@@ -29,6 +29,9 @@ class ModelPool:
             forked RNG seeded per (member, reset), so initial weights are reproducible.
         size: `l`, number of members.
         max_steps: `U`, online steps before a member is re-initialised.
+        chunk_size: `None` trains on the whole synthetic set at once, as the paper does. A number accumulates the
+            gradient over chunks of that many images, so memory holds one chunk's activations; BatchNorm then
+            normalises each chunk with its own statistics (the same result only without batch statistics).
     """
 
     def __init__(
@@ -41,8 +44,10 @@ class ModelPool:
         weight_decay: float = 1e-3,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        chunk_size: int | None = None,
     ):
         self.make_model, self.max_steps, self.seed, self.device = make_model, max_steps, seed, torch.device(device)
+        self.chunk_size = chunk_size
         self.sgd = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
         self.resets = [0] * size
         self.steps = [0] * size
@@ -84,15 +89,18 @@ class ModelPool:
         """
         model, optimizer = self.models[i], self.optimizers[i]
         model.train()
-        loss = F.mse_loss(model(x_s.detach()), y_s.detach())
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        m, loss = len(x_s), 0.0
+        for x, y in zip(x_s.detach().split(self.chunk_size or m), y_s.detach().split(self.chunk_size or m)):
+            chunk_loss = F.mse_loss(model(x), y) * (len(x) / m)
+            chunk_loss.backward()
+            loss += chunk_loss.item()
         optimizer.step()
         self.steps[i] += 1
         if self.steps[i] >= self.max_steps:
             self.resets[i] += 1
             self._initialise(i)
-        return loss.item()
+        return loss
 
     def state_dict(self) -> dict:
         return {

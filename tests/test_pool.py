@@ -75,3 +75,17 @@ def test_state_dict_round_trip_continues_identically():
         assert a.train_step(1, x, y) == b.train_step(1, x, y)
     for pa, pb in zip(a.models[1].parameters(), b.models[1].parameters()):
         assert torch.equal(pa, pb)
+
+
+def test_chunked_steps_equal_the_full_batch_step_without_batch_statistics():
+    """Gradient accumulation over chunks of 4 (of 6) is the full-batch SGD step when no layer uses batch statistics;
+    with BatchNorm each chunk is normalised on its own, so the step differs but still trains."""
+    make = lambda norm: lambda: ConvNet(channels=1, resolution=8, depth=1, width=4, norm=norm, out_features=3)  # noqa: E731
+    x, y = synthetic()
+    for norm, same in (("none", True), ("instance", True), ("batch", False)):
+        full, chunked = (ModelPool(make(norm), size=1, max_steps=50, chunk_size=c) for c in (None, 4))
+        losses = [(full.train_step(0, x, y), chunked.train_step(0, x, y)) for _ in range(5)]
+        a, b = full.models[0].state_dict(), chunked.models[0].state_dict()
+        close = all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+        assert close == same, norm
+        assert losses[-1][1] < losses[0][1]

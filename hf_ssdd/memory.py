@@ -1,0 +1,197 @@
+"""Peak memory of a distillation run, estimated before it starts, and the chunk sizes that make it fit.
+
+A run that cannot fit must say so before step 1, with the estimate and what to change, not with an out-of-memory
+error at step 900. The estimate adds up what a step holds (float32 unless noted):
+
+- the real images, uint8 `(N, C, H, W)` (host memory: counted on the device only when it is the CPU);
+- the synthetic set `(m, C, H, W)` and targets `(m, d)`, each with its gradient and two Adam moments;
+- the pool: `l` learners with their SGD momentum, and one gradient;
+- the teacher's weights, and its activations on one chunk of the real batch;
+- features `Φ_s (m, q)` and `Φ_x (n / P, q)`, `K_xs (n / P, m)`, and the system the solver factorises (`m x m` in
+  the dual, `q x q` in the primal), each with what autograd keeps of it;
+- the learner's activations: in the outer step, for one chunk of `X_s` (all of `X_s` when it is one chunk); in the
+  pool's training step, for one pool chunk. The two phases do not overlap, so the larger one counts.
+
+Activations per image are measured by running one image through the network with forward hooks (the sum of every
+layer's output in train mode, the largest layer's in eval mode), so any architecture is estimated the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+GB = 1024**3
+RUNTIME_BYTES = GB // 2  # interpreter, libraries, allocator slack, CUDA context
+
+
+def activation_bytes(model: nn.Module, x: torch.Tensor, saved: bool) -> int:
+    """Bytes of activations per image `x (1, C, H, W)`: all layers' outputs if autograd keeps them (`saved`), else
+    twice the largest one (an input and an output alive together)."""
+    sizes = []
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o.numel() * o.element_size()))
+             for m in model.modules() if not list(m.children()) and isinstance(m, nn.Module)]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.train(saved)
+            model(x)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return sum(sizes) if saved else 2 * max(sizes, default=0)
+
+
+def _parameters(model: nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+@dataclass
+class MemoryPlan:
+    """Estimated bytes of each part of a step, the total, and the memory of the device it was made for."""
+
+    parts: dict[str, int]
+    budget: int
+    device: str
+
+    @property
+    def total(self) -> int:
+        return sum(self.parts.values())
+
+    @property
+    def fits(self) -> bool:
+        return self.total <= self.budget
+
+    def table(self) -> str:
+        rows = [f"  {name:<34} {size / GB:8.3f} GB" for name, size in self.parts.items()]
+        rows.append(f"  {'total (estimate)':<34} {self.total / GB:8.3f} GB")
+        rows.append(f"  {'available on ' + self.device:<34} {self.budget / GB:8.3f} GB")
+        return "\n".join(rows)
+
+
+def device_budget(device: torch.device) -> int:
+    """Bytes a run may use: 90% of the accelerator's free memory, or of the host's available memory."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(0.9 * free)
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(0.9 * int(info["MemAvailable"].split()[0]) * 1024)
+    except (OSError, KeyError, ValueError):
+        return int(0.9 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def plan_memory(cfg, learner: nn.Module, teacher, image_shape: tuple[int, int, int], num_images: int,
+                device: torch.device, num_processes: int = 1, budget: int | None = None) -> MemoryPlan:
+    """Estimate the peak memory of one process of the run `cfg` (a `DistillConfig`), see the module docstring.
+
+    `learner` is one pool member (with its head), `teacher` a `Teacher`, `image_shape` `(C, H, W)`.
+    """
+    from .krr import resolve_solver
+
+    device = torch.device(device)
+    c, h, w = image_shape
+    m, d, n = cfg.num_synthetic, teacher.dim, cfg.batch_size // num_processes
+    q = learner.feature_dim + 1
+    f32 = 4
+    one = torch.zeros(1, c, h, w, device=next(learner.parameters()).device)
+    train_act = activation_bytes(learner, one, saved=True)
+    eval_act = activation_bytes(learner, one, saved=False)
+    side = teacher.image_size or h
+    teacher_one = torch.zeros(1, teacher.num_channels, side, side, device=next(teacher.parameters()).device)
+    teacher_act = activation_bytes(teacher.encoder, teacher_one, saved=False) if cfg.teacher_views == 0 else 0
+    chunk = cfg.feature_chunk_size
+    pool_chunk = min(m, cfg.pool_chunk_size or m)
+    solver = resolve_solver(cfg.krr_solver, m, q)
+    system = q if solver == "primal" else m
+
+    parts = {
+        "real images (uint8)": num_images * c * h * w if device.type == "cpu" else 0,
+        "synthetic set + Adam": 4 * m * (c * h * w + d) * f32,
+        "model pool": (2 * cfg.pool_size + 1) * _parameters(learner),
+        "teacher weights": _parameters(teacher.encoder),
+        "teacher activations": min(n, chunk) * teacher_act,
+        "features and K_xs": (3 * m * q + 2 * n * q + 2 * n * m) * f32,
+        f"KRR system ({solver}, {system}x{system})": 3 * system * system * f32,
+    }
+    outer = (min(m, chunk) if m > chunk else m) * train_act + min(n, chunk) * eval_act
+    parts["learner activations"] = max(outer, pool_chunk * train_act)
+    parts["runtime"] = RUNTIME_BYTES
+    return MemoryPlan(parts, device_budget(device) if budget is None else budget, str(device))
+
+
+def fit_chunks(cfg, estimate) -> tuple[int, int | None, MemoryPlan]:
+    """The largest power-of-two `feature_chunk_size` and `pool_chunk_size` (never above the configured ones) whose
+    plan fits, with that plan; `estimate(cfg)` gives a `MemoryPlan`. The last plan tried is returned if none fits."""
+    import dataclasses
+
+    plan = estimate(cfg)
+    size = 1 << max(cfg.num_synthetic, cfg.batch_size).bit_length()
+    while not plan.fits and size > 1:
+        size //= 2
+        trial = dataclasses.replace(
+            cfg, feature_chunk_size=min(cfg.feature_chunk_size, size),
+            pool_chunk_size=min(cfg.pool_chunk_size or cfg.num_synthetic, size),
+        )
+        plan = estimate(trial)
+        cfg = trial
+    return cfg.feature_chunk_size, cfg.pool_chunk_size, plan
+
+
+def check_fits(cfg, learner: nn.Module, teacher, image_shape, num_images, device, num_processes=1) -> MemoryPlan:
+    """The plan of `cfg`; a `ConfigError` with the estimate and the chunk sizes (or other changes) that would fit
+    when it does not fit."""
+    from .config import ConfigError
+
+    budget = int(cfg.max_memory_gb * GB) if cfg.max_memory_gb else None
+
+    def estimate(c):
+        return plan_memory(c, learner, teacher, image_shape, num_images, device, num_processes, budget)
+
+    plan = estimate(cfg)
+    if plan.fits:
+        return plan
+    feature_chunk, pool_chunk, fitted = fit_chunks(cfg, estimate)
+    fix = (f"--feature_chunk_size {feature_chunk} --pool_chunk_size {pool_chunk} (estimate "
+           f"{fitted.total / GB:.2f} GB)" if fitted.fits else
+           "fewer synthetic images (--num_synthetic), a smaller --batch_size, or more processes")
+    raise ConfigError(
+        f"this run needs about {plan.total / GB:.2f} GB and {plan.device} has {plan.budget / GB:.2f} GB to give:\n"
+        f"{plan.table()}\nTo fit, use {fix}."
+    )
+
+
+def plan(cfg) -> MemoryPlan:
+    """`hf-ssdd plan`: print the memory estimate of a distillation config on this machine's device."""
+    from accelerate import PartialState
+
+    from .data import decode_images, image_column, load_source
+    from .learners import ConvNet
+    from .teachers import Teacher
+
+    state = PartialState()
+    ds = load_source(cfg.dataset, cfg.dataset_config, cfg.split, cfg.dataset_revision)
+    num_images = min(len(ds), cfg.max_samples or len(ds))
+    first, resolution, channels = decode_images(ds.select([0]), image_column(ds, cfg.image_column), cfg.resolution,
+                                                cfg.channels)
+    teacher = Teacher.from_pretrained(cfg.teacher, cfg.teacher_revision, cfg.teacher_pooling).to(state.device)
+    learner = ConvNet(channels, resolution, cfg.learner_depth, cfg.learner_width, cfg.learner_norm,
+                      cfg.learner_pooling, out_features=teacher.dim).to(state.device)
+    shape = tuple(first.shape[1:])
+    result = plan_memory(cfg, learner, teacher, shape, num_images, state.device, state.num_processes,
+                         int(cfg.max_memory_gb * GB) if cfg.max_memory_gb else None)
+    print(f"hf-ssdd plan: m={cfg.num_synthetic}, {num_images} real images {shape}, teacher dim {teacher.dim}, "
+          f"{state.num_processes} process(es)\n{result.table()}")
+    if result.fits:
+        print(f"fits: feature_chunk_size={cfg.feature_chunk_size}, pool_chunk_size={cfg.pool_chunk_size}")
+    else:
+        try:
+            check_fits(cfg, learner, teacher, shape, num_images, state.device, state.num_processes)
+        except Exception as err:  # the ConfigError's advice, printed rather than raised: planning is the job here
+            print(str(err).splitlines()[-1])
+    return result
