@@ -112,7 +112,10 @@ class DistillConfig(SourceConfig):
     )
     crop_padding: int = field(default=4, metadata={"help": "Random-crop padding of real images, pixels (0: off)."})
     flip: bool = field(default=True, metadata={"help": "Random horizontal flip of real images."})
-    feature_chunk_size: int = field(default=512, metadata={"help": "Images per forward chunk (memory, not math)."})
+    feature_chunk_size: int | None = field(
+        default=None,
+        metadata={"help": "Images per forward chunk (memory, not math); default: the largest that fits."},
+    )
     max_memory_gb: float | None = field(
         default=None, metadata={"help": "Memory the run may use on its device; default: 90% of what is free."}
     )

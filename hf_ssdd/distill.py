@@ -146,10 +146,11 @@ class Distiller:
         if cfg.teacher is None:
             raise ConfigError("no teacher: pass --teacher (a Hub id or a folder from `hf-ssdd train-teacher`).")
         self.teacher = Teacher.from_pretrained(
-            cfg.teacher, cfg.teacher_revision, cfg.teacher_pooling, chunk_size=cfg.feature_chunk_size
+            cfg.teacher, cfg.teacher_revision, cfg.teacher_pooling
         ).to(acc.device)
-        check_fits(cfg, self.make_learner().to(acc.device), self.teacher, tuple(self.images.shape[1:]),
-                   len(self.images), acc.device, acc.num_processes)
+        self.cfg = cfg = check_fits(cfg, self.make_learner().to(acc.device), self.teacher,
+                                    tuple(self.images.shape[1:]), len(self.images), acc.device, acc.num_processes)[0]
+        self.teacher.chunk_size = cfg.feature_chunk_size
         self.teacher_cache = None
         if cfg.teacher_views:
             from .teacher_cache import TeacherCache

@@ -131,7 +131,7 @@ def fit_chunks(cfg, estimate) -> tuple[int, int | None, MemoryPlan]:
     import dataclasses
 
     plan = estimate(cfg)
-    size = 1 << max(cfg.num_synthetic, cfg.batch_size).bit_length()
+    size = 1 << max(cfg.num_synthetic, cfg.batch_size, cfg.feature_chunk_size).bit_length()
     while not plan.fits and size > 1:
         size //= 2
         trial = dataclasses.replace(
@@ -143,9 +143,12 @@ def fit_chunks(cfg, estimate) -> tuple[int, int | None, MemoryPlan]:
     return cfg.feature_chunk_size, cfg.pool_chunk_size, plan
 
 
-def check_fits(cfg, learner: nn.Module, teacher, image_shape, num_images, device, num_processes=1) -> MemoryPlan:
-    """The plan of `cfg`; a `ConfigError` with the estimate and the chunk sizes (or other changes) that would fit
-    when it does not fit."""
+def check_fits(cfg, learner: nn.Module, teacher, image_shape, num_images, device, num_processes=1):
+    """`(cfg, plan)`: `cfg` with `feature_chunk_size` set when it was `None` (one pass over `X_s` and the real batch
+    when that fits, else the largest power of two that does), and its plan. A `ConfigError` with the estimate and
+    the chunk sizes (or other changes) that would fit when it does not fit."""
+    import dataclasses
+
     from .config import ConfigError
 
     budget = int(cfg.max_memory_gb * GB) if cfg.max_memory_gb else None
@@ -153,9 +156,13 @@ def check_fits(cfg, learner: nn.Module, teacher, image_shape, num_images, device
     def estimate(c):
         return plan_memory(c, learner, teacher, image_shape, num_images, device, num_processes, budget)
 
+    if cfg.feature_chunk_size is None:
+        whole = dataclasses.replace(cfg, feature_chunk_size=max(cfg.num_synthetic, cfg.batch_size // num_processes))
+        size, _, _ = fit_chunks(whole, lambda c: estimate(dataclasses.replace(c, pool_chunk_size=cfg.pool_chunk_size)))
+        cfg = dataclasses.replace(cfg, feature_chunk_size=size)
     plan = estimate(cfg)
     if plan.fits:
-        return plan
+        return cfg, plan
     feature_chunk, pool_chunk, fitted = fit_chunks(cfg, estimate)
     fix = (f"--feature_chunk_size {feature_chunk} --pool_chunk_size {pool_chunk} (estimate "
            f"{fitted.total / GB:.2f} GB)" if fitted.fits else
@@ -170,6 +177,7 @@ def plan(cfg) -> MemoryPlan:
     """`hf-ssdd plan`: print the memory estimate of a distillation config on this machine's device."""
     from accelerate import PartialState
 
+    from .config import ConfigError
     from .data import decode_images, image_column, load_source
     from .learners import ConvNet
     from .teachers import Teacher
@@ -183,15 +191,13 @@ def plan(cfg) -> MemoryPlan:
     learner = ConvNet(channels, resolution, cfg.learner_depth, cfg.learner_width, cfg.learner_norm,
                       cfg.learner_pooling, out_features=teacher.dim).to(state.device)
     shape = tuple(first.shape[1:])
-    result = plan_memory(cfg, learner, teacher, shape, num_images, state.device, state.num_processes,
-                         int(cfg.max_memory_gb * GB) if cfg.max_memory_gb else None)
-    print(f"hf-ssdd plan: m={cfg.num_synthetic}, {num_images} real images {shape}, teacher dim {teacher.dim}, "
-          f"{state.num_processes} process(es)\n{result.table()}")
-    if result.fits:
-        print(f"fits: feature_chunk_size={cfg.feature_chunk_size}, pool_chunk_size={cfg.pool_chunk_size}")
-    else:
-        try:
-            check_fits(cfg, learner, teacher, shape, num_images, state.device, state.num_processes)
-        except Exception as err:  # the ConfigError's advice, printed rather than raised: planning is the job here
-            print(str(err).splitlines()[-1])
+    header = (f"hf-ssdd plan: m={cfg.num_synthetic}, {num_images} real images {shape}, teacher dim {teacher.dim}, "
+              f"{state.num_processes} process(es)")
+    try:
+        cfg, result = check_fits(cfg, learner, teacher, shape, num_images, state.device, state.num_processes)
+    except ConfigError as err:  # printed, not raised: planning is the job here
+        print(f"{header}\n{err}")
+        return None
+    print(f"{header}\n{result.table()}\nfits: feature_chunk_size={cfg.feature_chunk_size}, "
+          f"pool_chunk_size={cfg.pool_chunk_size}")
     return result
