@@ -41,7 +41,7 @@ def teacher_fingerprint(teacher) -> str:
     digest = hashlib.blake2b(json.dumps(teacher.describe(), sort_keys=True).encode(), digest_size=16)
     for name, tensor in sorted(teacher.encoder.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 

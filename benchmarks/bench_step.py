@@ -1,0 +1,125 @@
+"""bench_step: seconds per outer step, optimised against the reference mode, and against the floor.
+
+    python benchmarks/bench_step.py [--quick] [--bf16] [--steps N]
+
+Two workloads, each timed side by side in one run (machines are noisy; only ratios measured together count):
+
+- `fashion-mnist`: the README's recipe (28x28 grey, ConvNet-3 32-64-128, m = 100, n = 256, its ResNet teacher);
+- `cifar-like`: 32x32 RGB, the paper's ConvNet-3 (128-256-512), m = 1000, n = 256, a ViT-Tiny teacher at 224x224.
+
+`reference` is the authors' step (`--reference true`: the teacher on every batch, one pass, general solve, float32);
+`optimised` reads the teacher's targets from a cache of fixed views (`--teacher_views`), lets the planner size the
+chunks, picks the KRR form, and with `--bf16` runs the forwards in bf16. The floor is the learner work no step can
+avoid, timed alone on the same model: a forward of the real batch, a forward and backward through `X_s` for the
+outer gradient, and the pool learner's own training step. The last line is the headline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from workloads import ROOT, cifar_like_source, fashion_mnist_teacher, vit_tiny_teacher
+
+from hf_ssdd.config import DistillConfig, parse_config
+from hf_ssdd.distill import Distiller
+
+
+def synchronize() -> None:
+    if torch.accelerator.is_available():
+        torch.accelerator.synchronize()
+
+
+def seconds_per_call(fn, repeats: int) -> float:
+    fn()  # warm-up: allocations, caches, lazy initialisation
+    synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
+def distiller(cfg: DistillConfig, out: Path) -> Distiller:
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(True)  # the precision of `Accelerator` is fixed once per process otherwise
+    return Distiller(dataclasses.replace(cfg, output_dir=str(out), report_to="none"))
+
+
+def floor_step(d: Distiller):
+    """The learner work of one step, without the teacher, the KRR algebra, data loading or bookkeeping."""
+    model, acc = d.pool.models[0], d.accelerator
+    x, _ = d.real_batch(0)
+
+    def work():
+        model.eval().requires_grad_(False)
+        with acc.autocast():
+            with torch.no_grad():
+                model.embed(x)
+            model.embed(d.x_s).float().sum().backward()
+        model.requires_grad_(True)
+        with acc.autocast():
+            d.pool.train_step(0, d.x_s, d.y_s)
+
+    return work
+
+
+def workloads(quick: bool, folder: Path) -> dict[str, DistillConfig]:
+    fashion = parse_config(DistillConfig, ["--config", str(ROOT / "recipes/configs/fashion_mnist.yaml")])
+    fashion = dataclasses.replace(fashion, teacher=fashion_mnist_teacher(folder), pool_size=2,
+                                  max_samples=10_000 if quick else None)
+    cifar = DistillConfig(  # --quick: a quarter of the images and half the learner's width
+        dataset=cifar_like_source(folder, 1024 if quick else 4096), teacher=vit_tiny_teacher(folder),
+        num_synthetic=250 if quick else 1000, batch_size=256, learner_depth=3, learner_width=64 if quick else 128,
+        pool_size=2, pool_steps=2, max_steps=1000,
+    )
+    return {"fashion-mnist": fashion, "cifar-like": cifar}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer images to cache and fewer timed steps")
+    parser.add_argument("--bf16", action="store_true", help="optimised forwards in bf16 (for GPUs)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per mode (default 2 quick, 5 full)")
+    parser.add_argument("--teacher_views", type=int, default=2, help="views per real image in the teacher cache")
+    args = parser.parse_args()
+    steps = args.steps or (2 if args.quick else 5)
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name, cfg in workloads(args.quick, tmp).items():
+            reference = distiller(dataclasses.replace(cfg, reference=True), tmp / f"{name}-reference")
+            t_ref = seconds_per_call(reference.outer_step, steps)
+            del reference
+            optimised_cfg = dataclasses.replace(
+                cfg, teacher_views=args.teacher_views, teacher_cache_dir=str(tmp / "cache"),
+                mixed_precision="bf16" if args.bf16 else "no",
+            )
+            optimised = distiller(optimised_cfg, tmp / f"{name}-optimised")
+            t_opt = seconds_per_call(optimised.outer_step, steps)
+            t_floor = seconds_per_call(floor_step(optimised), steps)
+            device = str(optimised.accelerator.device)
+            rows.append((name, device, t_ref, t_opt, t_floor, optimised.cfg))
+            del optimised
+            print(f"{name}: reference {t_ref:.3f} s, optimised {t_opt:.3f} s, floor {t_floor:.3f} s", flush=True)
+
+    print("\n| workload | device | reference s/step | optimised s/step | reference/optimised | floor s | step/floor |")
+    print("|---|---|---|---|---|---|---|")
+    for name, device, t_ref, t_opt, t_floor, cfg in rows:
+        workload = f"{name} (m={cfg.num_synthetic}, width {cfg.learner_width}, chunk {cfg.feature_chunk_size})"
+        print(f"| {workload} | {device} | {t_ref:.3f} | {t_opt:.3f} | {t_ref / t_opt:.2f}x | {t_floor:.3f} | "
+              f"{t_opt / t_floor:.2f} |")
+    name, _, t_ref, t_opt, t_floor, _ = rows[-1]
+    worst = max(r[3] / r[4] for r in rows)
+    print(f"bench_step: reference/optimised = {t_ref / t_opt:.2f}x ({name}), "
+          f"step/floor = {worst:.2f} worst of {len(rows)} (target <= 1.3)")
+
+
+if __name__ == "__main__":
+    main()

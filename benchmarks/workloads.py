@@ -1,0 +1,61 @@
+"""The inputs the speed and memory benchmarks run on, built locally: no download, random weights are enough.
+
+- `cifar_like_source`: `n` random 32x32 RGB images, saved with `save_to_disk` (a stand-in for CIFAR-100).
+- `vit_tiny_teacher`: a ViT-Tiny-sized encoder (192 wide, 12 layers, 3 heads, patch 16) at 224x224, random weights.
+- `fashion_mnist_teacher`: the README's teacher when it is there, else the same architecture after one step.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cifar_like_source(folder: Path, n: int = 2048) -> str:
+    import datasets
+
+    path = Path(folder) / f"cifar-like-{n}"
+    if not path.exists():
+        pixels = np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        features = datasets.Features({"image": datasets.Array3D((32, 32, 3), "uint8")})
+        datasets.Dataset.from_dict({"image": pixels}, features=features).save_to_disk(str(path))
+    return str(path)
+
+
+def save_preprocessor(path: Path, side: int, mean, std) -> None:
+    (Path(path) / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "ViTImageProcessor", "do_resize": True, "size": {"height": side, "width": side},
+        "do_normalize": True, "image_mean": list(mean), "image_std": list(std), "do_rescale": True,
+        "rescale_factor": 1 / 255,
+    }))
+
+
+def vit_tiny_teacher(folder: Path) -> str:
+    import torch
+    from transformers import ViTConfig, ViTModel
+
+    path = Path(folder) / "vit-tiny-224"
+    if not (path / "config.json").exists():
+        torch.manual_seed(0)
+        config = ViTConfig(image_size=224, patch_size=16, hidden_size=192, num_hidden_layers=12, num_attention_heads=3,
+                           intermediate_size=768)
+        ViTModel(config, add_pooling_layer=False).save_pretrained(path)
+        save_preprocessor(path, 224, [0.5] * 3, [0.5] * 3)
+    return str(path)
+
+
+def fashion_mnist_teacher(folder: Path) -> str:
+    from hf_ssdd.cli import main
+
+    readme_teacher = ROOT / "outputs" / "fashion-mnist-teacher"
+    if (readme_teacher / "config.json").exists():
+        return str(readme_teacher)
+    path = Path(folder) / "fashion-mnist-teacher-1step"
+    if not (path / "config.json").exists():
+        main(["train-teacher", "--config", str(ROOT / "recipes/configs/fashion_mnist_teacher.yaml"),
+              "--max_steps", "1", "--output_dir", str(path), "--overwrite_output_dir", "true"])
+    return str(path)
