@@ -59,3 +59,18 @@ def fashion_mnist_teacher(folder: Path) -> str:
         main(["train-teacher", "--config", str(ROOT / "recipes/configs/fashion_mnist_teacher.yaml"),
               "--max_steps", "1", "--output_dir", str(path), "--overwrite_output_dir", "true"])
     return str(path)
+
+
+def small_vit_teacher(folder: Path, side: int = 32) -> str:
+    """A 2-layer ViT at the images' own size: a teacher whose memory does not depend on m."""
+    import torch
+    from transformers import ViTConfig, ViTModel
+
+    path = Path(folder) / f"vit-small-{side}"
+    if not (path / "config.json").exists():
+        torch.manual_seed(0)
+        config = ViTConfig(image_size=side, patch_size=4, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=128)
+        ViTModel(config, add_pooling_layer=False).save_pretrained(path)
+        save_preprocessor(path, side, [0.5] * 3, [0.5] * 3)
+    return str(path)
