@@ -116,6 +116,11 @@ class DistillConfig(SourceConfig):
         default=None,
         metadata={"help": "Images per forward chunk (memory, not math); default: the largest that fits."},
     )
+    shard_synthetic: bool = field(
+        default=False,
+        metadata={"help": "Each process owns m / P synthetic images and their optimiser state; features are "
+                          "gathered to form the full kernel. Same result as unsharded."},
+    )
     max_memory_gb: float | None = field(
         default=None, metadata={"help": "Memory the run may use on its device; default: 90% of what is free."}
     )

@@ -40,7 +40,7 @@ OUTPUT_FIELDS = {
 # Fields that may change between a run and its resumption; every other field must match the checkpoint's.
 RUN_FIELDS = OUTPUT_FIELDS | {
     "max_steps", "save_steps", "save_total_limit", "logging_steps", "report_to", "feature_chunk_size", "krr_solver",
-    "max_memory_gb",
+    "max_memory_gb", "shard_synthetic",
 }
 
 
@@ -51,6 +51,9 @@ def reference_config(cfg: DistillConfig) -> DistillConfig:
         cfg, teacher_views=0, krr_solver="reference", mixed_precision="no", pool_chunk_size=None,
         feature_chunk_size=max(cfg.num_synthetic, cfg.batch_size),
     )
+
+
+MOMENTS = ("exp_avg", "exp_avg_sq")  # Adam's per-element state, sharded with the synthetic set
 
 
 class NonFiniteLossError(RuntimeError):
@@ -130,6 +133,11 @@ class Distiller:
             raise ConfigError(
                 f"batch_size={cfg.batch_size} does not split over {acc.num_processes} processes; use a multiple."
             )
+        if cfg.shard_synthetic and cfg.num_synthetic % acc.num_processes:
+            raise ConfigError(
+                f"num_synthetic={cfg.num_synthetic} does not shard over {acc.num_processes} processes; use a multiple "
+                "or --shard_synthetic false."
+            )
 
         with acc.main_process_first():
             ds = load_source(cfg.dataset, cfg.dataset_config, cfg.split, cfg.dataset_revision)
@@ -163,8 +171,9 @@ class Distiller:
         init = initial_indices(len(self.images), cfg.num_synthetic, cfg.seed)
         x_s = self.normalization.normalize(self.images[init].to(acc.device))
         self.init_indices = init.tolist()
-        self.x_s = nn.Parameter(x_s)  # (m, C, H, W), normalised space
-        self.y_s = nn.Parameter(self.teacher_targets(x_s))  # (m, d)
+        self.shard = self.shard_rows(cfg.num_synthetic) if cfg.shard_synthetic else slice(None)
+        self.x_s = nn.Parameter(x_s[self.shard].clone())  # (m, C, H, W) normalised space, or this process's rows
+        self.y_s = nn.Parameter(self.teacher_targets(x_s)[self.shard].clone())  # (m, d), or this process's rows
         self.optimizer = torch.optim.Adam([self.x_s, self.y_s], lr=cfg.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, linear_decay(cfg.max_steps, cfg.final_lr_ratio)
@@ -184,7 +193,7 @@ class Distiller:
         if checkpoint is not None:
             self.load_state_dict(checkpoint)
         else:
-            self.pool.warm_up(self.x_s, self.y_s, progress=self.accelerator.is_main_process)
+            self.pool.warm_up(*self.synthetic_set(), progress=self.accelerator.is_main_process)
 
     # --- pieces ---------------------------------------------------------------------------------------------------
 
@@ -194,6 +203,31 @@ class Distiller:
             self.channels, self.resolution, cfg.learner_depth, cfg.learner_width, cfg.learner_norm,
             cfg.learner_pooling, out_features=self.teacher.dim,
         )
+
+    def shard_rows(self, m: int) -> slice:
+        """The rows of the synthetic set this process owns when it is sharded."""
+        acc = self.accelerator
+        size = m // acc.num_processes
+        return slice(acc.process_index * size, (acc.process_index + 1) * size)
+
+    def gather(self, shard: torch.Tensor) -> torch.Tensor:
+        """`(m / P, ...)` rows of every process -> `(m, ...)`, differentiable: the backward pass hands each process
+        the sum over processes of the gradients of its own rows. The identity when the set is not sharded."""
+        if not self.cfg.shard_synthetic or self.accelerator.num_processes == 1:
+            return shard
+        from torch.distributed.nn.functional import all_gather
+
+        gathered = torch.cat(all_gather(shard))
+        if gathered.requires_grad:
+            # The solve's gradient can arrive column-major; its row blocks would then reach all_gather's backward
+            # (an all-to-all) non-contiguous, and gloo sends such tensors wrongly.
+            gathered.register_hook(lambda grad: grad.contiguous())
+        return gathered
+
+    @torch.no_grad()
+    def synthetic_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole synthetic set `(m, C, H, W)`, `(m, d)` on every process, without gradient."""
+        return self.gather(self.x_s.detach()), self.gather(self.y_s.detach())
 
     @torch.no_grad()
     def teacher_targets(self, x: torch.Tensor) -> torch.Tensor:
@@ -228,26 +262,34 @@ class Distiller:
             x, y = self.real_batch(self.step)  # (n / P, C, H, W), (n / P, d)
             with torch.no_grad():
                 phi_x = embed(model, x, cfg.feature_chunk_size)  # (n / P, p + 1)
-            phi_s = embed(model, self.x_s, cfg.feature_chunk_size)  # (m, p + 1), differentiable in X_s
-        loss = krr_loss(phi_s, phi_x, self.y_s, y, cfg.ridge, cfg.krr_solver)
+            phi_s = self.gather(embed(model, self.x_s, cfg.feature_chunk_size))  # (m, p + 1), differentiable
+        loss = krr_loss(phi_s, phi_x, self.gather(self.y_s), y, cfg.ridge, cfg.krr_solver)
 
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        for p in (self.x_s, self.y_s):
-            p.grad = acc.reduce(p.grad, reduction="mean")
+        sharded = cfg.shard_synthetic and acc.num_processes > 1
+        for p in (self.x_s, self.y_s):  # gradient of the mean of the processes' losses
+            p.grad = p.grad / acc.num_processes if sharded else acc.reduce(p.grad, reduction="mean")
         loss = acc.reduce(loss.detach(), reduction="mean").item()
         if not math.isfinite(loss):
             raise NonFiniteLossError(loss)
         if cfg.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_([self.x_s, self.y_s], cfg.max_grad_norm)
+            self.clip_gradient(cfg.max_grad_norm, sharded)
         self.optimizer.step()
         self.scheduler.step()
 
         model.requires_grad_(True)
         with acc.autocast():
-            self.pool.train_step(i, self.x_s, self.y_s)
+            self.pool.train_step(i, *self.synthetic_set())
         self.step += 1
         return loss
+
+    def clip_gradient(self, max_norm: float, sharded: bool) -> None:
+        """Scale the gradient of `(X_s, Y_s)` to norm `max_norm` at most; the norm is over the whole set."""
+        squares = sum(p.grad.pow(2).sum() for p in (self.x_s, self.y_s))
+        norm = self.accelerator.reduce(squares, reduction="sum").sqrt() if sharded else squares.sqrt()
+        for p in (self.x_s, self.y_s):
+            p.grad.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0))
 
     # --- the loop -------------------------------------------------------------------------------------------------
 
@@ -307,11 +349,18 @@ class Distiller:
     # --- state ----------------------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
+        """Everything a resumed run needs, with the whole synthetic set and its Adam moments even when they are
+        sharded, so a checkpoint resumes on any number of processes. Every process must call it."""
+        x_s, y_s = self.synthetic_set()
+        optimizer = self.optimizer.state_dict()
+        for state in optimizer["state"].values():
+            for key in MOMENTS:
+                state[key] = self.gather(state[key])
         return {
             "step": self.step,
             "data_position": self.step * self.cfg.batch_size,
-            "synthetic": {"pixel_values": self.x_s.detach(), "targets": self.y_s.detach()},
-            "optimizer": self.optimizer.state_dict(),
+            "synthetic": {"pixel_values": x_s, "targets": y_s},
+            "optimizer": optimizer,
             "scheduler": self.scheduler.state_dict(),
             "pool": self.pool.state_dict(),
             "history": self.history,
@@ -322,8 +371,11 @@ class Distiller:
 
     def load_state_dict(self, state: dict) -> None:
         with torch.no_grad():
-            self.x_s.copy_(state["synthetic"]["pixel_values"])
-            self.y_s.copy_(state["synthetic"]["targets"])
+            self.x_s.copy_(state["synthetic"]["pixel_values"][self.shard])
+            self.y_s.copy_(state["synthetic"]["targets"][self.shard])
+        for moments in state["optimizer"]["state"].values():
+            for key in MOMENTS:
+                moments[key] = moments[key][self.shard]
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.pool.load_state_dict(state["pool"])
@@ -333,8 +385,9 @@ class Distiller:
     def save_checkpoint(self) -> None:
         """`output_dir/checkpoint-<step>/`, written by the main process only, then old ones rotated out."""
         acc = self.accelerator
+        state = self.state_dict()
         if acc.is_main_process:
-            save_checkpoint(self.state_dict(), Path(self.cfg.output_dir) / f"checkpoint-{self.step}")
+            save_checkpoint(state, Path(self.cfg.output_dir) / f"checkpoint-{self.step}")
             rotate_checkpoints(self.cfg.output_dir, self.cfg.save_total_limit)
         acc.wait_for_everyone()
 
@@ -364,9 +417,10 @@ class Distiller:
             "library_version": __version__,
             "wall_time_s": getattr(self, "wall_time_s", None),
         }
+        x_s, y_s = self.synthetic_set()
         return DistilledSet(
-            pixel_values=self.x_s.detach().float().cpu(),
-            targets=self.y_s.detach().float().cpu(),
+            pixel_values=x_s.float().cpu(),
+            targets=y_s.float().cpu(),
             mean=self.normalization.mean,
             std=self.normalization.std,
             metadata=metadata,

@@ -152,10 +152,14 @@ if d.accelerator.is_main_process:
 """
 
 
-@pytest.mark.parametrize("teacher_views", [0, 3])  # the teacher in the loop; a cache that both processes fill
-def test_two_processes_give_the_one_process_result(tiny_source, tiny_teacher, tmp_path, teacher_views):
-    cfg = tiny(tiny_source, tiny_teacher, tmp_path / "one", max_steps=4, save_steps=100, teacher_views=teacher_views,
-               teacher_cache_dir=str(tmp_path / "cache-one"))
+@pytest.mark.parametrize("options", [
+    {},  # the real batch split, the teacher in the loop
+    {"teacher_views": 3},  # a teacher-view cache that both processes fill
+    {"shard_synthetic": True, "max_grad_norm": 0.01},  # 3 synthetic images per process, clipped by the global norm
+])
+def test_two_processes_give_the_one_process_result(tiny_source, tiny_teacher, tmp_path, options):
+    cfg = tiny(tiny_source, tiny_teacher, tmp_path / "one", max_steps=4, save_steps=100,
+               teacher_cache_dir=str(tmp_path / "cache-one"), **options)
     one = Distiller(cfg).train()
     kwargs = {**cfg.__dict__, "output_dir": str(tmp_path / "two"), "teacher_cache_dir": str(tmp_path / "cache-two")}
     (tmp_path / "run.py").write_text(SCRIPT)
