@@ -4,7 +4,8 @@ A run that cannot fit must say so before step 1, with the estimate and what to c
 error at step 900. The estimate adds up what a step holds (float32 unless noted):
 
 - the real images, uint8 `(N, C, H, W)` (host memory: counted on the device only when it is the CPU);
-- the synthetic set `(m, C, H, W)` and targets `(m, d)`, each with its gradient and two Adam moments;
+- the synthetic set `(m, C, H, W)` and targets `(m, d)`, each with its gradient and two Adam moments (for `m / P`
+  rows when sharded, plus the whole set gathered for the pool's step);
 - the pool: `l` learners with their SGD momentum, and one gradient;
 - the teacher's weights, and its activations on one chunk of the real batch;
 - features `Φ_s (m, q)` and `Φ_x (n / P, q)`, `K_xs (n / P, m)`, and the system the solver factorises (`m x m` in
@@ -110,16 +111,19 @@ def plan_memory(cfg, learner: nn.Module, teacher, image_shape: tuple[int, int, i
     solver = resolve_solver(cfg.krr_solver, m, q)
     system = q if solver == "primal" else m
 
+    owned = m // num_processes if cfg.shard_synthetic else m
     parts = {
         "real images (uint8)": num_images * c * h * w if device.type == "cpu" else 0,
-        "synthetic set + Adam": 4 * m * (c * h * w + d) * f32,
+        "synthetic set + Adam": 4 * owned * (c * h * w + d) * f32,
+        "gathered synthetic set": (m - owned) * (c * h * w + d) * f32,
         "model pool": (2 * cfg.pool_size + 1) * _parameters(learner),
         "teacher weights": _parameters(teacher.encoder),
         "teacher activations": min(n, chunk) * teacher_act,
         "features and K_xs": (3 * m * q + 2 * n * q + 2 * n * m) * f32,
         f"KRR system ({solver}, {system}x{system})": 3 * system * system * f32,
     }
-    outer = (min(m, chunk) if m > chunk else m) * train_act + min(n, chunk) * eval_act
+    local = owned if cfg.shard_synthetic else m
+    outer = min(local, chunk) * train_act + min(n, chunk) * eval_act
     parts["learner activations"] = max(outer, pool_chunk * train_act)
     parts["runtime"] = RUNTIME_BYTES
     return MemoryPlan(parts, device_budget(device) if budget is None else budget, str(device))
