@@ -11,7 +11,8 @@ Two workloads, each timed side by side in one run (machines are noisy; only rati
 `optimised` reads the teacher's targets from a cache of fixed views (`--teacher_views`), lets the planner size the
 chunks, picks the KRR form, and with `--bf16` runs the forwards in bf16. The floor is the learner work no step can
 avoid, timed alone on the same model: a forward of the real batch, a forward and backward through `X_s` for the
-outer gradient, and the pool learner's own training step. The last line is the headline.
+outer gradient, and the pool learner's own training step. Each part of the optimised step is also timed alone (a
+profile). The last line is the headline.
 """
 
 from __future__ import annotations
@@ -69,6 +70,42 @@ def floor_step(d: Distiller):
     return work
 
 
+def profile(d: Distiller, repeats: int) -> dict[str, float]:
+    """Seconds of each part of the optimised step, timed one by one on the same state."""
+    from hf_ssdd.distill import embed
+    from hf_ssdd.krr import krr_loss
+
+    cfg, acc, model = d.cfg, d.accelerator, d.pool.models[0]
+    x, y = d.real_batch(0)
+    model.eval().requires_grad_(False)
+    with acc.autocast():
+        with torch.no_grad():
+            phi_x = embed(model, x, cfg.feature_chunk_size)
+        phi_s = embed(model, d.x_s, cfg.feature_chunk_size).detach().requires_grad_()
+
+    def synthetic():
+        with acc.autocast():
+            embed(model, d.x_s, cfg.feature_chunk_size).float().sum().backward()
+
+    def kernel():
+        krr_loss(phi_s, phi_x, d.y_s, y, cfg.ridge, cfg.krr_solver).backward()
+
+    def real_forward():
+        with acc.autocast(), torch.no_grad():
+            embed(model, x, cfg.feature_chunk_size)
+
+    def pool():
+        model.requires_grad_(True)
+        with acc.autocast():
+            d.pool.train_step(0, d.x_s, d.y_s)
+        model.eval().requires_grad_(False)
+
+    parts = {"real batch and its targets": lambda: d.real_batch(0), "learner on the real batch": real_forward,
+             "learner on X_s, forward + backward": synthetic, "KRR solve, forward + backward": kernel,
+             "pool learner's training step": pool}
+    return {name: seconds_per_call(fn, repeats) for name, fn in parts.items()}
+
+
 def workloads(quick: bool, folder: Path) -> dict[str, DistillConfig]:
     fashion = parse_config(DistillConfig, ["--config", str(ROOT / "recipes/configs/fashion_mnist.yaml")])
     fashion = dataclasses.replace(fashion, teacher=fashion_mnist_teacher(folder), pool_size=2,
@@ -104,8 +141,10 @@ def main() -> None:
             optimised = distiller(optimised_cfg, tmp / f"{name}-optimised")
             t_opt = seconds_per_call(optimised.outer_step, steps)
             t_floor = seconds_per_call(floor_step(optimised), steps)
+            parts = profile(optimised, steps)
             device = str(optimised.accelerator.device)
             rows.append((name, device, t_ref, t_opt, t_floor, optimised.cfg))
+            print(f"{name}, optimised step by part:", ", ".join(f"{k} {v:.3f} s" for k, v in parts.items()))
             del optimised
             print(f"{name}: reference {t_ref:.3f} s, optimised {t_opt:.3f} s, floor {t_floor:.3f} s", flush=True)
 

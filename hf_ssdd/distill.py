@@ -6,7 +6,9 @@
 The global real batch, its augmentation, the choice of pool member and every initialisation are functions of
 `(seed, step)` alone. Each process takes its slice of the global batch; gradients on `(X_s, Y_s)` are averaged, and
 the pool is updated from the same synchronised `(X_s, Y_s)` everywhere, so a run gives the same result on any number
-of processes, and a resumed run the same result as an uninterrupted one.
+of processes, and a resumed run the same result as an uninterrupted one. With `shard_synthetic`, each process owns
+`m / P` rows of `(X_s, Y_s)` and their Adam state; features and targets are all-gathered (differentiably) into the
+full kernel, and each process updates its own rows: the same result again.
 
 Features are taken with the pool learner in eval mode (BatchNorm running statistics), so that `f` is a function of
 one image, not of the batch it arrives in: the kernel is then a true kernel, and neither the number of processes
