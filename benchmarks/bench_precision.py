@@ -38,10 +38,10 @@ def smooth(values: list[float], window: int = 20) -> torch.Tensor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="100 steps instead of 400")
+    parser.add_argument("--quick", action="store_true", help="40 steps instead of 200")
     parser.add_argument("--steps", type=int, default=None)
     args = parser.parse_args()
-    steps = args.steps or (100 if args.quick else 400)
+    steps = args.steps or (40 if args.quick else 200)
 
     base = parse_config(DistillConfig, ["--config", str(ROOT / "recipes/configs/fashion_mnist.yaml")])
     with tempfile.TemporaryDirectory() as tmp:

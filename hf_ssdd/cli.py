@@ -1,6 +1,7 @@
 """`hf-ssdd`: one subcommand per stage, each a typed config handed to the library function of that stage.
 
     hf-ssdd train-teacher --config recipes/configs/fashion_mnist_teacher.yaml
+    hf-ssdd plan --config recipes/configs/fashion_mnist.yaml --teacher outputs/teacher
     hf-ssdd distill --config recipes/configs/fashion_mnist.yaml --teacher outputs/teacher
     hf-ssdd push outputs/distilled user/fashion-mnist-krr-st
     hf-ssdd pretrain --distilled outputs/distilled --output_dir outputs/pretrained
