@@ -38,7 +38,7 @@ def smooth(values: list[float], window: int = 20) -> torch.Tensor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="40 steps instead of 200")
+    parser.add_argument("--quick", action="store_true", help="40 steps instead of 200, a pool of 2 instead of 10")
     parser.add_argument("--steps", type=int, default=None)
     args = parser.parse_args()
     steps = args.steps or (40 if args.quick else 200)
@@ -46,7 +46,8 @@ def main() -> None:
     base = parse_config(DistillConfig, ["--config", str(ROOT / "recipes/configs/fashion_mnist.yaml")])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        base = dataclasses.replace(base, teacher=fashion_mnist_teacher(tmp), max_steps=steps, report_to="none")
+        base = dataclasses.replace(base, teacher=fashion_mnist_teacher(tmp), max_steps=steps, report_to="none",
+                                   pool_size=2 if args.quick else base.pool_size)  # --quick: a shorter pool warm-up
         runs = {
             "float32, seed 0": dataclasses.replace(base, output_dir=str(tmp / "a")),
             "float32, seed 1": dataclasses.replace(base, seed=1, output_dir=str(tmp / "b")),

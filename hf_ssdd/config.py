@@ -131,8 +131,8 @@ class DistillConfig(SourceConfig):
     reference: bool = field(
         default=False,
         metadata={"help": "Run the authors' step as they do (teacher on every batch, X_s in one pass, general "
-                          "solve, float32), overriding teacher_views, feature_chunk_size, krr_solver and "
-                          "mixed_precision: the baseline of every speed claim."},
+                          "solve, float32, pool on all of X_s), overriding the options that change cost: the "
+                          "baseline of every speed claim."},
     )
     seed: int = field(default=0, metadata={"help": "Seed of every random choice of the run."})
     save_steps: int = field(default=1000, metadata={"help": "Write a checkpoint every N steps."})

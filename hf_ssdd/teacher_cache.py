@@ -64,10 +64,6 @@ class TeacherCache:
         self.path, self.views = Path(path), views
         self.features = np.load(self.path / FEATURES_FILE, mmap_mode="r")  # (V, N, d)
 
-    @property
-    def num_views(self) -> int:
-        return self.features.shape[0]
-
     def lookup(self, indices: torch.Tensor, view_ids: torch.Tensor) -> tuple[Augmentation, torch.Tensor]:
         """`(n,)` image indices and view numbers -> their `Augmentation` and teacher targets `(n, d)` float32."""
         offsets, flips = self.views.offsets[view_ids, indices], self.views.flips[view_ids, indices]
