@@ -16,24 +16,21 @@ import tempfile
 from pathlib import Path
 
 import torch
-from workloads import ROOT, fashion_mnist_teacher
+from workloads import ROOT, fashion_mnist_teacher, new_distiller
 
 from hf_ssdd.config import DistillConfig, parse_config
-from hf_ssdd.distill import Distiller
 
 
 def curve(cfg: DistillConfig, steps: int) -> list[float]:
-    from accelerate.state import AcceleratorState
     from tqdm.auto import tqdm
 
-    AcceleratorState._reset_state(True)  # the precision of `Accelerator` is fixed once per process otherwise
-    d = Distiller(cfg)
+    d = new_distiller(cfg)
     return [d.outer_step() for _ in tqdm(range(steps), desc=f"{cfg.mixed_precision} seed {cfg.seed}")]
 
 
 def smooth(values: list[float], window: int = 20) -> torch.Tensor:
     x = torch.tensor(values)
-    return torch.nn.functional.avg_pool1d(x.view(1, 1, -1), window, stride=1).flatten()
+    return torch.nn.functional.avg_pool1d(x.view(1, 1, -1), min(window, len(values)), stride=1).flatten()
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import torch
-from workloads import ROOT, cifar_like_source, fashion_mnist_teacher, vit_tiny_teacher
+from workloads import ROOT, cifar_like_source, fashion_mnist_teacher, new_distiller, vit_tiny_teacher
 
 from hf_ssdd.config import DistillConfig, parse_config
 from hf_ssdd.distill import Distiller
@@ -46,10 +46,7 @@ def seconds_per_call(fn, repeats: int) -> float:
 
 
 def distiller(cfg: DistillConfig, out: Path) -> Distiller:
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(True)  # the precision of `Accelerator` is fixed once per process otherwise
-    return Distiller(dataclasses.replace(cfg, output_dir=str(out), report_to="none"))
+    return new_distiller(dataclasses.replace(cfg, output_dir=str(out), report_to="none"))
 
 
 def floor_step(d: Distiller):

@@ -15,6 +15,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def new_distiller(cfg):
+    """A `Distiller` for `cfg` in a process that may already have built one with another precision (accelerate
+    fixes the precision of its `Accelerator` state once per process otherwise)."""
+    from accelerate.state import AcceleratorState
+
+    from hf_ssdd.distill import Distiller
+
+    AcceleratorState._reset_state(True)
+    return Distiller(cfg)
+
+
 def cifar_like_source(folder: Path, n: int = 2048) -> str:
     import datasets
 
