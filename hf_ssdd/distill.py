@@ -77,6 +77,12 @@ def embed(model: nn.Module, x: torch.Tensor, chunk_size: int) -> torch.Tensor:
     return with_bias(torch.cat([model.embed(chunk) for chunk in chunks]))
 
 
+def learner_of(cfg: DistillConfig, channels: int, resolution: int, out_features: int) -> ConvNet:
+    """A freshly initialised pool learner of the run `cfg`, with a head of `out_features` (the teacher's `d`)."""
+    return ConvNet(channels, resolution, cfg.learner_depth, cfg.learner_width, cfg.learner_norm, cfg.learner_pooling,
+                   out_features=out_features)
+
+
 def linear_decay(max_steps: int, final_ratio: float):
     """Learning-rate factor at each step: 1 at step 0, `final_ratio` at `max_steps`."""
     return lambda step: 1.0 - (1.0 - final_ratio) * min(step, max_steps) / max_steps
@@ -200,11 +206,7 @@ class Distiller:
     # --- pieces ---------------------------------------------------------------------------------------------------
 
     def make_learner(self) -> ConvNet:
-        cfg = self.cfg
-        return ConvNet(
-            self.channels, self.resolution, cfg.learner_depth, cfg.learner_width, cfg.learner_norm,
-            cfg.learner_pooling, out_features=self.teacher.dim,
-        )
+        return learner_of(self.cfg, self.channels, self.resolution, self.teacher.dim)
 
     def shard_rows(self, m: int) -> slice:
         """The rows of the synthetic set this process owns when it is sharded."""

@@ -183,7 +183,7 @@ def plan(cfg) -> MemoryPlan:
 
     from .config import ConfigError
     from .data import decode_images, image_column, load_source
-    from .learners import ConvNet
+    from .distill import learner_of
     from .teachers import Teacher
 
     state = PartialState()
@@ -192,8 +192,7 @@ def plan(cfg) -> MemoryPlan:
     first, resolution, channels = decode_images(ds.select([0]), image_column(ds, cfg.image_column), cfg.resolution,
                                                 cfg.channels)
     teacher = Teacher.from_pretrained(cfg.teacher, cfg.teacher_revision, cfg.teacher_pooling).to(state.device)
-    learner = ConvNet(channels, resolution, cfg.learner_depth, cfg.learner_width, cfg.learner_norm,
-                      cfg.learner_pooling, out_features=teacher.dim).to(state.device)
+    learner = learner_of(cfg, channels, resolution, teacher.dim).to(state.device)
     shape = tuple(first.shape[1:])
     header = (f"hf-ssdd plan: m={cfg.num_synthetic}, {num_images} real images {shape}, teacher dim {teacher.dim}, "
               f"{state.num_processes} process(es)")
