@@ -227,6 +227,7 @@ METHODS = {
 
 CONFIG_FILE = "benchmark_config.yaml"
 SETTINGS = ("teacher", "pretrain", "finetune", "linear", "full_epochs", "label_free_split", "label_free_images")
+READ_BY_ONE_METHOD = {"full_epochs": "full"}  # settings that matter to finished runs only once that method has run
 
 
 def fingerprints(distilled) -> dict[str, str]:
@@ -249,7 +250,8 @@ def forget(out: Path, m: int, changed: set[str]) -> None:
 def check_resumable(cfg: BenchmarkConfig, out: Path, sets: dict[str, dict], sizes: dict[str, int],
                     main_process: bool = True) -> None:
     """Results in `out` may be resumed or extended (more seeds, methods, targets) only under the same settings and
-    with the same distilled sets; with `rerun_changed_sets`, the runs that read a changed set are dropped instead."""
+    with the same distilled sets; with `rerun_changed_sets`, the runs that read a changed set are dropped instead.
+    A setting that one method alone reads (`READ_BY_ONE_METHOD`) may change as long as that method has not run."""
     if not out.exists() or not any(out.iterdir()):
         return
     if not (out / CONFIG_FILE).exists():
@@ -257,7 +259,8 @@ def check_resumable(cfg: BenchmarkConfig, out: Path, sets: dict[str, dict], size
         return
     saved = yaml.safe_load((out / CONFIG_FILE).read_text())
     current = dataclasses.asdict(cfg)
-    differ = [key for key in SETTINGS if saved.get(key) != current[key]]
+    differ = [key for key in SETTINGS if saved.get(key) != current[key]
+              and (key not in READ_BY_ONE_METHOD or has_run(out, READ_BY_ONE_METHOD[key]))]
     saved_targets = {t["name"]: t for t in saved.get("targets", [])}
     differ += [f"targets[{t['name']}]" for t in current["targets"] if saved_targets.get(t["name"], t) != t]
     saved_sets = saved.get("fingerprints", {})
@@ -275,6 +278,12 @@ def check_resumable(cfg: BenchmarkConfig, out: Path, sets: dict[str, dict], size
             f"{out} holds results made with other settings ({', '.join(differ)} changed); "
             "restore them to resume, or pass another output_dir."
         )
+
+
+def has_run(out: Path, method: str) -> bool:
+    """Whether `method` has results or a pre-trained model in the benchmark folder `out`."""
+    ran = any(r["method"] == method for r in read_results(out / "results.jsonl"))
+    return ran or any((out / "models").glob(f"{method}-*"))
 
 
 def run_id(row: dict) -> str:

@@ -142,6 +142,23 @@ def test_results_made_under_other_settings_are_not_mixed_with_new_ones(finished,
     assert more_seeds.pending("distilled", 6, "convnet", 2) and not more_seeds.pending("distilled", 6, "convnet", 1)
 
 
+def test_a_setting_that_only_full_reads_may_change_until_full_has_run(finished, tmp_path):
+    import shutil
+
+    config, rows = finished
+    with pytest.raises(ConfigError, match="other settings .*full_epochs"):
+        Benchmark(BenchmarkConfig.from_yaml(config, {"full_epochs": 2}))
+    shutil.copytree(config.parent / "bench", tmp_path / "bench")
+    kept = [r for r in rows if r["method"] != "full"]
+    (tmp_path / "bench" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    with pytest.raises(ConfigError, match="other settings .*full_epochs"):  # its model is still there
+        Benchmark(BenchmarkConfig.from_yaml(config, {"output_dir": str(tmp_path / "bench"), "full_epochs": 2}))
+    for folder in (tmp_path / "bench" / "models").glob("full-*"):
+        shutil.rmtree(folder)
+    extended = Benchmark(BenchmarkConfig.from_yaml(config, {"output_dir": str(tmp_path / "bench"), "full_epochs": 2}))
+    assert extended.pending("full", None, "convnet", 0) and not extended.pending("init", 6, "convnet", 0)
+
+
 def test_the_commands_resume_a_benchmark_and_fill_in_the_card(finished, tiny_distilled, tmp_path, capsys):
     import shutil
 
