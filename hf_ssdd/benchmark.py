@@ -227,7 +227,7 @@ METHODS = {
 
 CONFIG_FILE = "benchmark_config.yaml"
 SETTINGS = ("teacher", "pretrain", "finetune", "linear", "full_epochs", "label_free_split", "label_free_images")
-READ_BY_ONE_METHOD = {"full_epochs": "full"}  # settings that matter to finished runs only once that method has run
+READ_BY_ONE_METHOD = {"full_epochs": "full"}  # a setting only that method reads: a change matters once it has run
 
 
 def fingerprints(distilled) -> dict[str, str]:
