@@ -343,7 +343,8 @@ class Distiller:
         if acc.is_main_process:
             distilled.save(cfg.output_dir, cfg)
         acc.wait_for_everyone()
-        acc.end_training()
+        for tracker in acc.trackers:  # not `end_training`: the process group outlives a run (`distill` ends it)
+            tracker.finish()
         if cfg.push_to_hub and acc.is_main_process:
             from .hub import push_to_hub
 
@@ -356,10 +357,11 @@ class Distiller:
         """Everything a resumed run needs, with the whole synthetic set and its Adam moments even when they are
         sharded, so a checkpoint resumes on any number of processes. Every process must call it."""
         x_s, y_s = self.synthetic_set()
-        optimizer = self.optimizer.state_dict()
-        for state in optimizer["state"].values():
-            for key in MOMENTS:
-                state[key] = self.gather(state[key])
+        optimizer = self.optimizer.state_dict()  # its per-parameter dicts are the live state: build new ones
+        optimizer["state"] = {
+            index: {**state, **{key: self.gather(state[key]) for key in MOMENTS}}
+            for index, state in optimizer["state"].items()
+        }
         return {
             "step": self.step,
             "data_position": self.step * self.cfg.batch_size,
@@ -457,5 +459,11 @@ def _flat(config: dict) -> dict:
 
 
 def distill(cfg: DistillConfig):
-    """Distil `cfg.dataset` with `cfg.teacher` and write the result to `cfg.output_dir`. Returns a `DistilledSet`."""
-    return Distiller(cfg).train()
+    """Distil `cfg.dataset` with `cfg.teacher` and write the result to `cfg.output_dir`. Returns a `DistilledSet`.
+
+    The command's work ends here, so its process group does too; a `Distiller` alone leaves it to its caller, who
+    may run several in one launch."""
+    distiller = Distiller(cfg)
+    distilled = distiller.train()
+    distiller.accelerator.state.destroy_process_group()
+    return distilled

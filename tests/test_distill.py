@@ -140,39 +140,113 @@ def test_resume_latest_from_the_output_dir(tiny_source, tiny_teacher, tmp_path):
     assert d.step == 3
 
 
-SCRIPT = """
-import sys, torch
+# Every mode of the distiller; a new mode is one more row, and both tests below cover it.
+MODES = {
+    "plain": {},
+    "teacher-view cache": {"teacher_views": 2},
+    "chunked features": {"feature_chunk_size": 2, "pool_chunk_size": 4, "krr_solver": "dual"},
+    "sharded": {"shard_synthetic": True},
+    "bf16": {"mixed_precision": "bf16"},
+    "gradient clipping": {"max_grad_norm": 0.01},
+    "reference": {"reference": True},
+}
+
+# Runs named configs one after another in one process group, and saves every result from the main process.
+RUNS = """
+import json, sys, torch
+from accelerate.state import AcceleratorState
 from hf_ssdd.config import DistillConfig
 from hf_ssdd.distill import Distiller
-cfg = DistillConfig(**eval(sys.argv[1]))
-d = Distiller(cfg)
-result = d.train()
+results = {}
+for name, kwargs in json.loads(sys.argv[1]).items():
+    AcceleratorState._reset_state()  # each run sets its own precision; the process group stays
+    d = Distiller(DistillConfig(**kwargs))
+    result = d.train()
+    results[name] = (result.pixel_values, result.targets, d.accelerator.num_processes)
 if d.accelerator.is_main_process:
-    torch.save({"x": result.pixel_values, "y": result.targets, "processes": d.accelerator.num_processes}, sys.argv[2])
+    torch.save(results, sys.argv[2])
 """
 
 
-@pytest.mark.parametrize("options", [
-    {},  # the real batch split, the teacher in the loop
-    {"teacher_views": 3},  # a teacher-view cache that both processes fill
-    {"shard_synthetic": True, "max_grad_norm": 0.01},  # 3 synthetic images per process, clipped by the global norm
-])
-def test_two_processes_give_the_one_process_result(tiny_source, tiny_teacher, tmp_path, options):
-    cfg = tiny(tiny_source, tiny_teacher, tmp_path / "one", max_steps=4, save_steps=100,
-               teacher_cache_dir=str(tmp_path / "cache-one"), **options)
-    one = Distiller(cfg).train()
-    kwargs = {**cfg.__dict__, "output_dir": str(tmp_path / "two"), "teacher_cache_dir": str(tmp_path / "cache-two")}
-    (tmp_path / "run.py").write_text(SCRIPT)
+def run_here(configs: dict) -> dict:
+    """`{name: DistillConfig}` -> `{name: (X_s, Y_s)}`, each run in this process with a fresh accelerate state."""
+    from accelerate.state import AcceleratorState
+
+    results = {}
+    try:
+        for name, cfg in configs.items():
+            AcceleratorState._reset_state(True)
+            result = Distiller(cfg).train()
+            results[name] = (result.pixel_values, result.targets)
+    finally:
+        AcceleratorState._reset_state(True)
+    return results
+
+
+def run_on_two_processes(configs: dict, tmp_path) -> dict:
+    """The same as `run_here`, on 2 processes (torchrun, gloo), all runs in one launch."""
+    import json
+
+    (tmp_path / "runs.py").write_text(RUNS)
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
-    proc = subprocess.run(launcher + [str(tmp_path / "run.py"), repr(kwargs), str(tmp_path / "two.pt")],
-                          env=env, capture_output=True, text=True, timeout=300)
+    spec = json.dumps({name: cfg.__dict__ for name, cfg in configs.items()})
+    proc = subprocess.run(launcher + [str(tmp_path / "runs.py"), spec, str(tmp_path / "two.pt")],
+                          env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    two = torch.load(tmp_path / "two.pt")
-    assert two["processes"] == 2
-    torch.testing.assert_close(two["x"], one.pixel_values, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(two["y"], one.targets, atol=1e-4, rtol=1e-4)
-    assert not torch.allclose(two["x"], Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "init", max_steps=4)).x_s)
+    results = torch.load(tmp_path / "two.pt")
+    assert all(processes == 2 for _, _, processes in results.values())
+    return {name: (x, y) for name, (x, y, _) in results.items()}
+
+
+def assert_bitwise(got, want, what):
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]), what
+
+
+def assert_close(got, want, what, tolerance=1e-4):
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, atol=tolerance, rtol=tolerance, msg=lambda text: f"{what}: {text}")
+
+
+def test_checkpoints_never_change_a_run_and_resume_on_any_process_count(tiny_source, tiny_teacher, tmp_path):
+    """For every mode, on 1 and on 2 processes: checkpointing after every step ends bitwise where a run without
+    checkpoints ends; 2 processes give the 1-process result; a sharded checkpoint written on either process count
+    resumes on either to the uninterrupted set (bitwise on the same count)."""
+
+    def configs(processes: int, resume_from: bool = False) -> dict:
+        cache = str(tmp_path / f"cache-{processes}")
+        out = tmp_path / str(processes)
+        runs = {}
+        for mode, options in MODES.items():
+            for save_steps in (100, 1):
+                runs[f"{mode}, save_steps={save_steps}"] = tiny(
+                    tiny_source, tiny_teacher, out / f"{mode}-{save_steps}", max_steps=4, save_steps=save_steps,
+                    teacher_cache_dir=cache, **options,
+                )
+        if resume_from:
+            for writer in ("1", "2"):
+                runs[f"sharded, resumed from {writer}"] = tiny(
+                    tiny_source, tiny_teacher, out / f"resumed-from-{writer}", max_steps=4, shard_synthetic=True,
+                    resume_from_checkpoint=str(tmp_path / writer / "sharded-1" / "checkpoint-2"),
+                )
+        return runs
+
+    one = run_here(configs(1))
+    two = run_on_two_processes(configs(2, resume_from=True), tmp_path)
+    one.update(run_here({k: v for k, v in configs(1, resume_from=True).items() if k.startswith("sharded, resumed")}))
+
+    for mode in MODES:
+        for results, count in ((one, "1 process"), (two, "2 processes")):
+            assert_bitwise(results[f"{mode}, save_steps=1"], results[f"{mode}, save_steps=100"],
+                           f"{mode} on {count}: checkpointing changed the run")
+        assert_close(two[f"{mode}, save_steps=100"], one[f"{mode}, save_steps=100"],
+                     f"{mode}: 2 processes differ from 1", tolerance=2e-2 if mode == "bf16" else 1e-4)
+    for results, same, other in ((one, "1", "2"), (two, "2", "1")):
+        uninterrupted = results["sharded, save_steps=100"]
+        assert_bitwise(results[f"sharded, resumed from {same}"], uninterrupted, f"resume on {same} of {same}")
+        assert_close(results[f"sharded, resumed from {other}"], uninterrupted, f"resume on {same} of {other}")
+    start = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "init")).x_s
+    assert not torch.allclose(one["plain, save_steps=100"][0], start), "the runs moved the images"
 
 
 def test_a_signal_writes_a_checkpoint_before_exiting(tiny_source, tiny_teacher, tmp_path, monkeypatch):
