@@ -25,6 +25,35 @@ class ConfigError(ValueError):
     """A user-facing configuration mistake; the message names the value and the fix."""
 
 
+def trackers(report_to: str) -> list[str]:
+    """accelerate's `log_with` for `report_to`: `auto` is tensorboard when installed, `none` is no tracker, else
+    comma-separated tracker names, each known to accelerate and installed, or a `ConfigError` listing those that are."""
+    from accelerate.tracking import get_available_trackers
+
+    available = [str(getattr(t, "value", t)) for t in get_available_trackers()]
+    if report_to == "none":
+        return []
+    if report_to == "auto":
+        return ["tensorboard"] if "tensorboard" in available else []
+    names = [name.strip() for name in report_to.split(",")]
+    unknown = [name for name in names if name not in (*available, "all")]
+    if unknown:
+        raise ConfigError(
+            f"report_to={report_to!r}: {', '.join(unknown)} is not an installed tracker; "
+            f"choose from auto, none, all, {', '.join(available) or '(no tracker installed)'}."
+        )
+    return names
+
+
+def report_to_field():
+    """The `report_to` option of every training stage."""
+    return field(
+        default="auto",
+        metadata={"help": "Experiment trackers (accelerate's), logging to output_dir/runs: auto (tensorboard if "
+                          "installed), none, all, or names such as tensorboard,wandb."},
+    )
+
+
 @dataclass
 class SourceConfig:
     """Where the real images come from and how they are turned into tensors."""
@@ -138,7 +167,7 @@ class DistillConfig(SourceConfig):
     save_steps: int = field(default=1000, metadata={"help": "Write a checkpoint every N steps."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Keep only the newest N checkpoints."})
     logging_steps: int = field(default=10, metadata={"help": "Log loss and learning rate every N steps."})
-    report_to: str = field(default="auto", metadata={"help": "Trackers: auto (tensorboard if installed), none, ..."})
+    report_to: str = report_to_field()
     resume_from_checkpoint: str | None = field(
         default=None, metadata={"help": "Checkpoint folder to resume from, or 'latest' in output_dir."}
     )
@@ -147,6 +176,7 @@ class DistillConfig(SourceConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        trackers(self.report_to)
         _check_positive(
             self, "num_synthetic", "learner_depth", "learner_width", "max_steps", "batch_size", "learning_rate",
             "final_lr_ratio", "ridge", "pool_size", "pool_steps", "pool_learning_rate", "feature_chunk_size",
@@ -276,11 +306,13 @@ class TeacherTrainConfig(SourceConfig):
     output_dir: str = field(default="teacher", metadata={"help": "Folder of the saved teacher (Hub model format)."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Allow replacing a non-empty output_dir."})
     logging_steps: int = field(default=10, metadata={"help": "Log loss and learning rate every N steps."})
+    report_to: str = report_to_field()
     push_to_hub: str | None = field(default=None, metadata={"help": "Hub model repo id to upload the teacher to."})
     private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
 
     def __post_init__(self):
         super().__post_init__()
+        trackers(self.report_to)
         _check_positive(
             self, "patch_size", "image_size", "projector_dim", "lambda_offdiag", "max_steps", "batch_size",
             "learning_rate", "logging_steps",
@@ -330,11 +362,13 @@ class PretrainConfig:
     seed: int = field(default=0, metadata={"help": "Seed of the initialisation and the batches."})
     output_dir: str = field(default="pretrained", metadata={"help": "Folder of the pre-trained model (Hub format)."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Allow replacing a non-empty output_dir."})
-    logging_steps: int = field(default=50, metadata={"help": "Log the loss every N steps."})
+    logging_steps: int = field(default=50, metadata={"help": "Log loss and learning rate every N steps."})
+    report_to: str = report_to_field()
     push_to_hub: str | None = field(default=None, metadata={"help": "Hub model repo id to upload the model to."})
     private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
 
     def __post_init__(self):
+        trackers(self.report_to)
         _check_positive(self, "num_epochs", "batch_size", "learning_rate", "logging_steps")
         if self.momentum < 0 or self.weight_decay < 0 or self.crop_padding < 0:
             raise ConfigError("momentum, weight_decay and crop_padding must be >= 0.")
@@ -389,11 +423,16 @@ class TransferConfig:
     seed: int = field(default=0, metadata={"help": "Seed of the label sample, the head and the batches."})
     output_dir: str = field(default="transfer", metadata={"help": "Folder for results.json."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Allow writing into a non-empty output_dir."})
+    logging_steps: int = field(default=100, metadata={"help": "Fine-tuning: log loss and learning rate every N steps."})
+    report_to: str = report_to_field()
 
     def __post_init__(self):
         if not self.target:
             raise ConfigError("no target: pass --target (a Hub id, a local folder or a built-in name).")
-        _check_positive(self, "max_train_samples", "max_steps", "batch_size", "learning_rate", "resolution")
+        trackers(self.report_to)
+        _check_positive(
+            self, "max_train_samples", "max_steps", "batch_size", "learning_rate", "resolution", "logging_steps"
+        )
         _check_choice(self, "protocol", ("finetune", "linear"))
         if self.channels not in (None, 1, 3):
             raise ConfigError(f"channels={self.channels} is not supported; use 1 (grey) or 3 (RGB).")

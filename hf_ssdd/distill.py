@@ -34,6 +34,7 @@ from .krr import krr_loss, with_bias
 from .learners import ConvNet
 from .memory import check_fits
 from .pool import ModelPool
+from .tracking import finish_trackers, stage_accelerator, start_trackers
 
 # Where a run writes to: not a hyperparameter of the distilled set.
 OUTPUT_FIELDS = {
@@ -115,8 +116,7 @@ class Distiller:
     """
 
     def __init__(self, cfg: DistillConfig, accelerator=None):
-        from accelerate import Accelerator
-        from accelerate.utils import ProjectConfiguration, set_seed
+        from accelerate.utils import set_seed
 
         from .teachers import Teacher
 
@@ -128,13 +128,7 @@ class Distiller:
         if checkpoint is not None:
             check_compatible(cfg, checkpoint["config"], resume)
         self.cfg = cfg
-        self.accelerator = accelerator or Accelerator(
-            mixed_precision=cfg.mixed_precision,
-            log_with=_trackers(cfg.report_to),
-            project_config=ProjectConfiguration(
-                project_dir=cfg.output_dir, logging_dir=str(Path(cfg.output_dir) / "runs")
-            ),
-        )
+        self.accelerator = accelerator or stage_accelerator(cfg, mixed_precision=cfg.mixed_precision)
         acc = self.accelerator
         set_seed(cfg.seed)  # our own draws come from `step_generator`; this covers everything else
         if cfg.batch_size % acc.num_processes:
@@ -306,7 +300,7 @@ class Distiller:
             Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
             if cfg.overwrite_output_dir and not cfg.resume_from_checkpoint:
                 rotate_checkpoints(cfg.output_dir, keep=0)
-        acc.init_trackers("hf-ssdd-distill", config=_flat(dataclasses.asdict(cfg)))
+        start_trackers(acc, cfg, "distill")
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc="distilling", disable=not acc.is_main_process)
         start = time.perf_counter()
         with stop_requests() as requested:
@@ -331,7 +325,7 @@ class Distiller:
                     self.save_checkpoint()
                 if stop:
                     bar.close()
-                    acc.end_training()
+                    finish_trackers(acc)
                     raise SystemExit(
                         f"stopped by signal at step {self.step}; resume with --resume_from_checkpoint latest"
                     )
@@ -343,8 +337,7 @@ class Distiller:
         if acc.is_main_process:
             distilled.save(cfg.output_dir, cfg)
         acc.wait_for_everyone()
-        for tracker in acc.trackers:  # not `end_training`: the process group outlives a run (`distill` ends it)
-            tracker.finish()
+        finish_trackers(acc)
         if cfg.push_to_hub and acc.is_main_process:
             from .hub import push_to_hub
 
@@ -441,21 +434,6 @@ def check_compatible(cfg: DistillConfig, saved: dict, path: Path) -> None:
         detail = ", ".join(f"{k}={saved.get(k)!r} there vs {current[k]!r} now" for k in differ[:4])
         raise ConfigError(f"checkpoint {str(path)!r} comes from an incompatible config ({detail}); "
                           "use the same settings or start a new --output_dir.")
-
-
-def _trackers(report_to: str):
-    if report_to == "none":
-        return None
-    if report_to == "auto":
-        from accelerate.utils import is_tensorboard_available
-
-        return "tensorboard" if is_tensorboard_available() else None
-    return report_to
-
-
-def _flat(config: dict) -> dict:
-    """Tracker-friendly hyperparameters: scalars kept, lists and None written as strings."""
-    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in config.items()}
 
 
 def distill(cfg: DistillConfig):

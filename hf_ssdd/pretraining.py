@@ -16,6 +16,7 @@ Output folder, written into a temporary sibling and renamed into place:
         config.json, model.safetensors   # AutoModelForImageClassification (head: d regression outputs)
         preprocessor_config.json          # size, mean, std of the distilled set's space
         pretrain_config.yaml, train_log.json, README.md
+        runs/                             # tracker logs (--report_to), not pushed
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def fit(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accelerator, t
     model.train()
     if teacher is not None:
         teacher.eval()
-    history, window = [], []
+    history, window, tic = [], [], time.perf_counter()
     bar = tqdm(range(max_steps), desc="pretrain", disable=not acc.is_main_process, leave=False)
     for step in bar:
         local = torch.arange(batch_size).chunk(acc.num_processes)[acc.process_index]
@@ -98,6 +99,8 @@ def fit(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accelerator, t
                     f"pre-training loss is {mean_loss} at step {step + 1}; lower --learning_rate."
                 )
             history.append({"step": step + 1, "loss": mean_loss})
+            step_time, tic = (time.perf_counter() - tic) / len(window), time.perf_counter()
+            acc.log({"loss": mean_loss, "lr": cfg.learning_rate, "step_time_s": step_time}, step=step + 1)
             bar.set_postfix(loss=f"{mean_loss:.4g}")
             window = []
     bar.close()
@@ -124,16 +127,16 @@ def default_arch(distilled, arch: str | None) -> tuple[str, dict]:
 
 def pretrain(cfg: PretrainConfig) -> Path:
     """Pre-train a learner on `cfg.distilled` and save it to `cfg.output_dir`; returns that folder."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from .distilled_set import DistilledSet
     from .modeling import learner_config, new_model
+    from .tracking import finish_trackers, stage_accelerator, start_trackers
 
     if not cfg.distilled:
         raise ConfigError("no distilled set: pass --distilled (a folder from `hf-ssdd distill` or a Hub id).")
     check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)
-    acc = Accelerator()
+    acc = stage_accelerator(cfg)
     with acc.main_process_first():
         distilled = DistilledSet.load(cfg.distilled, revision=cfg.distilled_revision)
     data = distilled_training_set(distilled)
@@ -149,8 +152,10 @@ def pretrain(cfg: PretrainConfig) -> Path:
     model = new_model(learner_config(arch, channels, resolution, dim, **options))
     model.config.problem_type = "regression"
 
+    start_trackers(acc, cfg, "pretrain")
     start = time.perf_counter()
     history = fit(model, data, cfg, acc, teacher=teacher)
+    finish_trackers(acc)
     stats = {"steps": history[-1]["step"], "final_loss": history[-1]["loss"],
              "wall_time_s": time.perf_counter() - start,
              "num_images": len(data.pixel_values), "resolution": resolution, "distilled_metadata": distilled.metadata}
@@ -158,7 +163,6 @@ def pretrain(cfg: PretrainConfig) -> Path:
     if acc.is_main_process:
         save_pretrained(model, out, cfg, data.normalization, stats, history)
     acc.wait_for_everyone()
-    acc.end_training()
     if cfg.push_to_hub and acc.is_main_process:
         from .hub import push_to_hub
 

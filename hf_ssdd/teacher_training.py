@@ -21,6 +21,7 @@ Output folder, written by the main process into a temporary sibling folder, then
         teacher_config.yaml               # the resolved TeacherTrainConfig (`--config` loads it again)
         train_log.json                    # loss and learning rate every logging_steps
         README.md                         # model card
+        runs/                             # tracker logs (--report_to), not pushed
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def fit(encoder: nn.Module, images: torch.Tensor, normalization, cfg: TeacherTra
     model, optimizer = acc.prepare(model, optimizer)
     model.train()
 
-    history, window = [], []
+    history, window, tic = [], [], time.perf_counter()
     bar = tqdm(range(cfg.max_steps), desc="train-teacher", disable=not acc.is_main_process)
     for step in bar:
         indices = batch_indices(len(images), cfg.batch_size, step, cfg.seed)
@@ -148,7 +149,8 @@ def fit(encoder: nn.Module, images: torch.Tensor, normalization, cfg: TeacherTra
                 raise FloatingPointError(f"Barlow Twins loss is {mean_loss} at step {step + 1}; lower --learning_rate.")
             entry = {"step": step + 1, "loss": mean_loss, "learning_rate": scheduler.get_last_lr()[0]}
             history.append(entry)
-            acc.log({"loss": entry["loss"], "lr": entry["learning_rate"]}, step=step + 1)
+            step_time, tic = (time.perf_counter() - tic) / len(window), time.perf_counter()
+            acc.log({"loss": entry["loss"], "lr": entry["learning_rate"], "step_time_s": step_time}, step=step + 1)
             bar.set_postfix(loss=f"{mean_loss:.4g}", lr=f"{entry['learning_rate']:.2e}")
             window = []
     bar.close()
@@ -158,13 +160,13 @@ def fit(encoder: nn.Module, images: torch.Tensor, normalization, cfg: TeacherTra
 
 def train_teacher(cfg: TeacherTrainConfig) -> Path:
     """Train a Barlow Twins teacher on `cfg`'s source images and save it to `cfg.output_dir`; returns that folder."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from .data import Normalization, decode_images, image_column, load_source
+    from .tracking import finish_trackers, stage_accelerator, start_trackers
 
     check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)
-    acc = Accelerator()
+    acc = stage_accelerator(cfg)
     if cfg.batch_size % acc.num_processes:
         raise ConfigError(
             f"batch_size={cfg.batch_size} does not split over {acc.num_processes} processes; use a multiple."
@@ -179,8 +181,10 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     image_size = cfg.image_size or resolution
     encoder = build_encoder(cfg, channels, image_size)
 
+    start_trackers(acc, cfg, "train-teacher")
     start = time.perf_counter()
     history = fit(encoder, images, normalization, cfg, acc)
+    finish_trackers(acc)
     stats = {
         "num_images": len(images), "resolution": resolution, "channels": channels, "image_size": image_size,
         "steps": cfg.max_steps, "final_loss": history[-1]["loss"], "wall_time_s": time.perf_counter() - start,
@@ -190,7 +194,6 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     if acc.is_main_process:
         save_teacher(encoder, out, cfg, normalization, stats, history)
     acc.wait_for_everyone()
-    acc.end_training()
     if cfg.push_to_hub and acc.is_main_process:
         from .hub import push_to_hub
 
@@ -231,10 +234,15 @@ def save_teacher(encoder, output_dir, cfg: TeacherTrainConfig, normalization, st
 
 def save_model_folder(model, output_dir, image_size: int, normalization, cfg, stage: str, history, card: str) -> Path:
     """A transformers model folder, written atomically: weights and config, `preprocessor_config.json` (how to feed
-    it), `<stage>_config.yaml` (how it was trained), `train_log.json` and the card `README.md`."""
+    it), `<stage>_config.yaml` (how it was trained), `train_log.json` and the card `README.md`. The trackers' logs
+    that training wrote to `output_dir/runs/` are kept."""
+    import shutil
+
     from .atomic import write_folder
 
     def fill(folder: Path) -> None:
+        if (Path(output_dir) / "runs").is_dir():
+            shutil.copytree(Path(output_dir) / "runs", folder / "runs")
         model.save_pretrained(folder)
         preprocessing = preprocessor_config(image_size, normalization)
         (folder / "preprocessor_config.json").write_text(json.dumps(preprocessing, indent=2) + "\n")

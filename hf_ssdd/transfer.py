@@ -85,7 +85,7 @@ def finetune(model, train: LabelledImages, normalization: Normalization, cfg: Tr
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
     wrapped, optimizer = acc.prepare(model, optimizer)
     wrapped.train()
-    history, window = [], []
+    history, window, tic = [], [], time.perf_counter()
     for step in tqdm(range(cfg.max_steps), desc="finetune", disable=not acc.is_main_process, leave=False):
         local = torch.arange(batch_size).chunk(acc.num_processes)[acc.process_index]
         indices = batch_indices(n, batch_size, step, cfg.seed)[local]
@@ -97,11 +97,13 @@ def finetune(model, train: LabelledImages, normalization: Normalization, cfg: Tr
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         window.append(loss.detach())
-        if (step + 1) % 100 == 0 or step + 1 == cfg.max_steps:
+        if (step + 1) % cfg.logging_steps == 0 or step + 1 == cfg.max_steps:
             mean_loss = acc.reduce(torch.stack(window).mean(), "mean").item()
             if not math.isfinite(mean_loss):
                 raise FloatingPointError(f"fine-tuning loss is {mean_loss} at step {step + 1}; lower --learning_rate.")
             history.append({"step": step + 1, "loss": mean_loss})
+            step_time, tic = (time.perf_counter() - tic) / len(window), time.perf_counter()
+            acc.log({"loss": mean_loss, "lr": scheduler.get_last_lr()[0], "step_time_s": step_time}, step=step + 1)
             window = []
     model.eval()
     return history
@@ -133,13 +135,15 @@ def linear_probe(model, train: LabelledImages, test: LabelledImages, normalizati
 
 
 def run_transfer(cfg: TransferConfig, accelerator, splits=None) -> dict:
-    """Transfer as `cfg` says and return the result (what `results.json` holds); writes nothing.
+    """Transfer as `cfg` says and return the result (what `results.json` holds); writes nothing but the logs of
+    `accelerator`'s trackers, started once the model and the target are loaded.
 
     `splits` (train, test) skips loading the target, for callers that transfer many models to one target.
     """
     from accelerate.utils import set_seed
 
     from .modeling import learner_config, new_model, replace_head
+    from .tracking import start_trackers
 
     set_seed(cfg.seed)
     start = time.perf_counter()
@@ -158,11 +162,13 @@ def run_transfer(cfg: TransferConfig, accelerator, splits=None) -> dict:
     torch.manual_seed(cfg.seed)
     replace_head(model, train.num_classes, dict(enumerate(train.class_names)))
     model.to(accelerator.device)
+    start_trackers(accelerator, cfg, "transfer")
     if cfg.protocol == "linear":
         score = linear_probe(model, train, test, normalization, cfg, accelerator.device)
     else:
         finetune(model, train, normalization, cfg, accelerator)
         score = accuracy(model, test.images, test.labels, normalization, accelerator.device)
+    accelerator.log({"accuracy": score}, step=cfg.max_steps)
     return {
         "accuracy": score,
         "target": cfg.target,
@@ -192,11 +198,12 @@ def load_splits(cfg: TransferConfig, side: int | None, channels: int | None):
 
 def transfer(cfg: TransferConfig) -> dict:
     """Run `cfg`, write `output_dir/results.json`, add the result to a local pre-trained model's card."""
-    from accelerate import Accelerator
+    from .tracking import finish_trackers, stage_accelerator
 
     check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)
-    acc = Accelerator()
+    acc = stage_accelerator(cfg)
     result = run_transfer(cfg, acc)
+    finish_trackers(acc)
     if acc.is_main_process:
         out = Path(cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
 def test_pretrain_fits_the_targets_and_saves_an_auto_model(tiny_distilled, tmp_path):
-    cfg = PretrainConfig(distilled=tiny_distilled, num_epochs=60, learning_rate=0.05, output_dir=str(tmp_path / "p"))
+    cfg = PretrainConfig(distilled=tiny_distilled, num_epochs=60, learning_rate=0.05, output_dir=str(tmp_path / "p"),
+                         report_to="none")
     out = pretrain(cfg)
     distilled = DistilledSet.load(tiny_distilled)
     model = AutoModelForImageClassification.from_pretrained(out).eval()
@@ -34,7 +35,8 @@ def test_pretrain_fits_the_targets_and_saves_an_auto_model(tiny_distilled, tmp_p
 
 
 def test_another_architecture_is_chosen_with_arch(tiny_distilled, tmp_path):
-    cfg = PretrainConfig(distilled=tiny_distilled, arch="resnet10", num_epochs=1, output_dir=str(tmp_path / "r"))
+    cfg = PretrainConfig(distilled=tiny_distilled, arch="resnet10", num_epochs=1, output_dir=str(tmp_path / "r"),
+                         report_to="none")
     out = pretrain(cfg)
     assert AutoModelForImageClassification.from_pretrained(out).config.arch == "resnet10"
 
@@ -58,7 +60,7 @@ def test_knowledge_distillation_regresses_the_teacher_in_eval_mode(tiny_distille
     from hf_ssdd.teachers import Teacher
 
     out = pretrain(PretrainConfig(distilled=tiny_distilled, teacher=tiny_teacher, num_epochs=2, crop_padding=2,
-                                  flip=True, output_dir=str(tmp_path / "kd")))
+                                  flip=True, output_dir=str(tmp_path / "kd"), report_to="none"))
     assert AutoModelForImageClassification.from_pretrained(out).config.num_labels == Teacher.from_pretrained(
         tiny_teacher).dim
     assert "knowledge distillation" in (out / "README.md").read_text()
@@ -79,8 +81,8 @@ def test_a_transformers_architecture_is_pretrained_and_transferred_alike(tiny_di
 
     ResNetConfig(hidden_sizes=[8, 16], depths=[1, 1], embedding_size=8).save_pretrained(tmp_path / "resnet")
     out = pretrain(PretrainConfig(distilled=tiny_distilled, arch=str(tmp_path / "resnet"), num_epochs=2,
-                                  output_dir=str(tmp_path / "p")))
+                                  output_dir=str(tmp_path / "p"), report_to="none"))
     assert AutoModelForImageClassification.from_pretrained(out).config.model_type == "resnet"
     result = transfer(TransferConfig(target=tiny_labelled, pretrained=str(out), max_steps=2,
-                                     output_dir=str(tmp_path / "t")))
+                                     output_dir=str(tmp_path / "t"), report_to="none"))
     assert result["num_classes"] == 2 and 0 <= result["accuracy"] <= 1

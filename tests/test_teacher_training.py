@@ -16,7 +16,8 @@ from hf_ssdd.teacher_training import (
     warmup_cosine,
 )
 
-TINY = dict(hidden_sizes=[8, 16], depths=[1, 1], projector_dim=32, batch_size=32, logging_steps=5, learning_rate=3e-3)
+TINY = dict(hidden_sizes=[8, 16], depths=[1, 1], projector_dim=32, batch_size=32, logging_steps=5, learning_rate=3e-3,
+            report_to="none")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 def scratch(target, tmp_path, **overrides):
     values = dict(target=target, arch="convnet", max_steps=60, batch_size=32, learning_rate=0.05,
-                  output_dir=str(tmp_path / "scratch"))
+                  output_dir=str(tmp_path / "scratch"), report_to="none")
     return TransferConfig(**{**values, **overrides})
 
 
@@ -38,11 +38,12 @@ def test_few_labels_are_a_balanced_sample_fixed_by_the_seed(tiny_labelled, tmp_p
 
 
 def test_a_pretrained_learner_transfers_and_its_card_gets_the_result(tiny_distilled, tiny_labelled, tmp_path):
-    model = pretrain(PretrainConfig(distilled=tiny_distilled, num_epochs=3, output_dir=str(tmp_path / "p")))
+    model = pretrain(PretrainConfig(distilled=tiny_distilled, num_epochs=3, output_dir=str(tmp_path / "p"),
+                                    report_to="none"))
     for protocol in ("finetune", "linear"):
         result = transfer(TransferConfig(
             target=tiny_labelled, pretrained=str(model), protocol=protocol, max_steps=40, batch_size=32,
-            learning_rate=0.05, output_dir=str(tmp_path / protocol),
+            learning_rate=0.05, output_dir=str(tmp_path / protocol), report_to="none",
         ))
         assert result["accuracy"] >= 0.75, protocol
     results = ModelCard.load(model / "README.md").data.eval_results
