@@ -1,8 +1,9 @@
 """The frozen teacher `g`: any `transformers` vision encoder -> one representation vector per image.
 
 The teacher only ever sees real (augmented) images, which arrive in [0, 1] pixel space at the distilled resolution.
-It converts them to the channels, side and normalisation of its own image processor, independently of the learner,
-and pools its output into one vector per image in the way its model family is meant to be read.
+It converts them to its channels and then does to them what its own image processor would (resize with the
+processor's filter, centre crop, rescale, normalise: see `image_processing`), independently of the learner, and pools
+its output into one vector per image in the way its model family is meant to be read.
 
     teacher = Teacher.from_pretrained("facebook/dinov2-small")
     targets = teacher(images)  # (n, C, H, W) in [0, 1] -> (n, 384) float32, no grad
@@ -10,18 +11,16 @@ and pools its output into one vector per image in the way its model family is me
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .config import ConfigError
 from .data import convert_channels
+from .image_processing import ImageProcessing
 
 PROBE_SIDE = 32  # side of the blank image that measures `dim` when the encoder has no fixed input size
 
@@ -87,9 +86,7 @@ class Teacher(nn.Module):
         revision: str | None,
         model_type: str,
         pooling: str,
-        image_size: int | None,
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
+        processing: ImageProcessing,
         num_channels: int,
         chunk_size: int = 256,
     ):
@@ -100,17 +97,19 @@ class Teacher(nn.Module):
         self.encoder = encoder.requires_grad_(False).eval()
         self.name_or_path, self.revision, self.model_type = name_or_path, revision, model_type
         self.pooling = family.pooling if pooling == "auto" else pooling
-        self.image_size, self.mean, self.std, self.num_channels = image_size, tuple(mean), tuple(std), num_channels
+        self.processing, self.num_channels = processing, num_channels
+        self.image_size, self.mean, self.std = processing.image_size, processing.mean, processing.std
         self.chunk_size = chunk_size
         self._extra_inputs = family.inputs
         # One blank image measures `dim`, and a pooling with nothing to read fails here rather than mid-run.
-        self.dim = self(torch.zeros(1, num_channels, image_size or PROBE_SIDE, image_size or PROBE_SIDE)).shape[1]
+        side = self.image_size or getattr(getattr(encoder, "config", None), "image_size", None) or PROBE_SIDE
+        self.dim = self(torch.zeros(1, num_channels, side, side)).shape[1]
 
     @classmethod
     def from_pretrained(
         cls, name_or_path: str, revision: str | None = None, pooling: str = "auto", chunk_size: int = 256
     ) -> Teacher:
-        """Load a vision encoder by Hub id or local folder, with the side and mean/std of its own image processor."""
+        """Load a vision encoder by Hub id or local folder, with the preprocessing of its own image processor."""
         from transformers import AutoConfig, AutoModel
 
         name_or_path = str(name_or_path)
@@ -131,16 +130,14 @@ class Teacher(nn.Module):
             model = AutoModel.from_pretrained(name_or_path, config=config, revision=revision)
         except (OSError, ValueError) as err:
             raise _load_error(name_or_path, err) from err
-        image_size, mean, std = _preprocessing(name_or_path, revision, vision_config)
+        processing = _image_processing(name_or_path, revision, vision_config)
         return cls(
             getattr(model, family.tower) if family.tower else model,
             name_or_path=name_or_path,
             revision=revision,
             model_type=config.model_type,
             pooling=pooling,
-            image_size=image_size,
-            mean=mean,
-            std=std,
+            processing=processing,
             num_channels=getattr(vision_config, "num_channels", 3),
             chunk_size=chunk_size,
         )
@@ -150,15 +147,11 @@ class Teacher(nn.Module):
         return super().train(False)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """`(n, c, H, W)` pixels in [0, 1] -> `(n, num_channels, image_size, image_size)` as the encoder expects."""
+        """`(n, c, H, W)` pixels in [0, 1] -> `(n, num_channels, h, w)`: what the encoder's image processor gives it
+        for these images as 8-bit pictures, on the encoder's device and in its dtype."""
         parameter = next(self.encoder.parameters())
         x = convert_channels(images.float(), self.num_channels).to(parameter.device)
-        side = self.image_size or x.shape[-1]
-        if x.shape[-2:] != (side, side):
-            x = F.interpolate(x, size=(side, side), mode="bilinear", antialias=side < x.shape[-1])
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        return ((x - mean) / std).to(parameter.dtype)
+        return self.processing(x).to(parameter.dtype)
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -204,22 +197,9 @@ def _load_error(name_or_path: str, err: OSError | ValueError) -> ConfigError:
     return ConfigError(f"teacher {name_or_path!r} {problem} ({reason}); check --teacher.")
 
 
-def _side(size: int | dict, source: str) -> int:
-    """The side of a square image after an image processor's `size` or `crop_size` entry."""
-    if isinstance(size, int):
-        return size
-    for key in ("shortest_edge", "height"):
-        if isinstance(size, dict) and key in size:
-            return size[key]
-    raise ConfigError(f"size={size!r} in {source} is not understood; give an int, height/width or shortest_edge.")
-
-
-def _preprocessing(name_or_path: str, revision: str | None, vision_config) -> tuple[int | None, tuple, tuple]:
-    """`(side, mean, std)` of the encoder's own image processor, read from its preprocessor_config.json.
-
-    Read as plain JSON because AutoImageProcessor needs torchvision. Images are square, so resizing to `size` then
-    centre-cropping to `crop_size` is a resize to the crop side. `side` is None when the input size should be kept.
-    """
+def _image_processing(name_or_path: str, revision: str | None, vision_config) -> ImageProcessing:
+    """What the encoder's own image processor does (see `ImageProcessing.from_pretrained`); when the model has no
+    preprocessor_config.json, a warned guess: a bilinear resize to the config's `image_size`, mean 0.5 and std 0.5."""
     from transformers.utils import cached_file
 
     try:
@@ -235,10 +215,19 @@ def _preprocessing(name_or_path: str, revision: str | None, vision_config) -> tu
             f"{f'{side}x{side}' if side else 'the input size'}, normalised with mean 0.5 and std 0.5.",
             stacklevel=3,
         )
-        return side, (0.5,), (0.5,)
-    processor = json.loads(Path(path).read_text())
-    cropped = processor.get("do_center_crop") and "crop_size" in processor
-    side = _side(processor["crop_size"] if cropped else processor["size"], path)
-    if not processor.get("do_normalize", True):
-        return side, (0.0,), (1.0,)
-    return side, tuple(processor.get("image_mean", (0.5,))), tuple(processor.get("image_std", (0.5,)))
+        return ImageProcessing(size={"height": side, "width": side} if side else None)
+    processing = ImageProcessing.from_pretrained(name_or_path, revision)
+    channels = getattr(vision_config, "num_channels", 3)
+    for key, values in (("image_mean", processing.mean), ("image_std", processing.std)):
+        if len(values) not in (1, channels):
+            raise ConfigError(
+                f"{key}={list(values)} in the image processor of {name_or_path!r} does not fit its {channels} "
+                "channels; give one value per channel."
+            )
+    return processing
+
+
+def _preprocessing(name_or_path: str, revision: str | None, vision_config) -> tuple[int | None, tuple, tuple]:
+    """`(side, mean, std)` of a model's image processor, for callers that resize and normalise by themselves."""
+    processing = _image_processing(name_or_path, revision, vision_config)
+    return processing.image_size, processing.mean, processing.std

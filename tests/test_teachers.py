@@ -1,12 +1,14 @@
 """Teacher: tiny random encoders of every supported family, saved to disk and loaded back by path."""
 
 import json
+from collections.abc import Callable
 from typing import NamedTuple
 
 import pytest
 import torch
 import torch.nn.functional as F
 import transformers
+from PIL import Image
 from torch import nn
 
 from hf_ssdd.config import ConfigError
@@ -14,6 +16,7 @@ from hf_ssdd.teachers import Teacher
 
 IMAGENET = {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
 CLIP = {"image_mean": [0.481, 0.458, 0.408], "image_std": [0.269, 0.261, 0.276]}
+HALF = {"image_mean": [0.5] * 3, "image_std": [0.5] * 3}
 TRANSFORMER = dict(num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, patch_size=8)
 CLIP_TEXT = dict(
     vocab_size=32, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
@@ -21,53 +24,97 @@ CLIP_TEXT = dict(
 )
 
 
+def plain(model, pixels):
+    return model(pixel_values=pixels)
+
+
+def mae_in_order(model, pixels):
+    model.config.mask_ratio = 0.0  # every patch, in order: what the teacher asks of ViT-MAE
+    return model(pixel_values=pixels, noise=torch.arange(4.0).expand(len(pixels), -1))
+
+
 class Spec(NamedTuple):
     config: transformers.PreTrainedConfig
-    processor: dict  # written by hand as preprocessor_config.json
+    processor: dict  # preprocessor_config.json: the Hub checkpoint's settings, sides scaled down (224 -> 16)
     pooling: str  # what "auto" must resolve to
     dim: int
-    side: int  # read from the processor: crop side if it centre-crops, else the size
+    side: int  # what the encoder is fed for square images, after the processor's resize and crops
     mean: tuple
     std: tuple
+    forward: Callable = plain  # (model, pixel_values) -> output, the reference's forward
 
 
 FAMILIES = {
-    "vit": Spec(
+    "vit": Spec(  # google/vit-base-patch16-224
         transformers.ViTConfig(image_size=16, hidden_size=16, **TRANSFORMER),
-        {"do_resize": True, "size": {"height": 16, "width": 16}, "image_mean": [0.5] * 3, "image_std": [0.5] * 3},
+        {"feature_extractor_type": "ViTFeatureExtractor", "do_resize": True, "size": 16, "resample": 2,
+         "do_normalize": True, **HALF},
         "cls", 16, 16, (0.5,) * 3, (0.5,) * 3,
     ),
-    "dinov2": Spec(
+    "deit": Spec(  # facebook/deit-base-distilled-patch16-224: warp to 256, crop 224
+        transformers.DeiTConfig(image_size=16, hidden_size=16, **TRANSFORMER),
+        {"feature_extractor_type": "DeiTFeatureExtractor", "do_resize": True, "size": 18, "resample": 3,
+         "do_center_crop": True, "crop_size": 16, "do_normalize": True, **IMAGENET},
+        "cls", 16, 16, tuple(IMAGENET["image_mean"]), tuple(IMAGENET["image_std"]),
+    ),
+    "dinov2": Spec(  # facebook/dinov2-small: shortest edge 256, crop 224
         transformers.Dinov2Config(image_size=16, hidden_size=24, **TRANSFORMER),
-        {"size": {"shortest_edge": 32}, "do_center_crop": True, "crop_size": {"height": 24, "width": 24}, **IMAGENET},
+        {"image_processor_type": "BitImageProcessor", "do_resize": True, "size": {"shortest_edge": 27}, "resample": 3,
+         "do_center_crop": True, "crop_size": {"height": 24, "width": 24}, "do_rescale": True,
+         "rescale_factor": 1 / 255, "do_normalize": True, "do_convert_rgb": True, **IMAGENET},
         "pooler", 24, 24, tuple(IMAGENET["image_mean"]), tuple(IMAGENET["image_std"]),
     ),
     "clip_vision": Spec(
         transformers.CLIPVisionConfig(image_size=16, hidden_size=16, projection_dim=8, **TRANSFORMER),
-        {"size": {"shortest_edge": 16}, "do_center_crop": True, "crop_size": 16, **CLIP},
+        {"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 16}, "resample": 3,
+         "do_center_crop": True, "crop_size": {"height": 16, "width": 16}, **CLIP},
         "pooler", 16, 16, tuple(CLIP["image_mean"]), tuple(CLIP["image_std"]),
     ),
-    "clip": Spec(
+    "clip": Spec(  # openai/clip-vit-base-patch32: shortest edge 224, crop 224
         transformers.CLIPConfig(
             text_config=CLIP_TEXT, vision_config=dict(image_size=16, hidden_size=32, **TRANSFORMER), projection_dim=8
         ),
-        {"size": {"shortest_edge": 16}, "do_center_crop": True, "crop_size": {"height": 16, "width": 16}, **CLIP},
+        {"feature_extractor_type": "CLIPFeatureExtractor", "do_resize": True, "size": 16, "resample": 3,
+         "do_center_crop": True, "crop_size": 16, "do_normalize": True, **CLIP},
         "pooler", 32, 16, tuple(CLIP["image_mean"]), tuple(CLIP["image_std"]),
+        lambda model, pixels: model.vision_model(pixel_values=pixels),
     ),
-    "resnet": Spec(
+    "siglip_vision": Spec(  # google/siglip-base-patch16-224: warp to 224, no crop
+        transformers.SiglipVisionConfig(image_size=16, hidden_size=16, **TRANSFORMER),
+        {"image_processor_type": "SiglipImageProcessor", "do_resize": True, "size": {"height": 16, "width": 16},
+         "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True, **HALF},
+        "pooler", 16, 16, (0.5,) * 3, (0.5,) * 3,
+    ),
+    "resnet": Spec(  # microsoft/resnet-50: ConvNeXt's processor, shortest edge 224 / crop_pct, crop 224
         transformers.ResNetConfig(embedding_size=8, hidden_sizes=[8, 12], depths=[1, 1]),
-        {"size": 20, "do_center_crop": False, "crop_size": 8, **IMAGENET},
+        {"feature_extractor_type": "ConvNextFeatureExtractor", "do_resize": True, "size": 20, "crop_pct": 0.875,
+         "resample": 3, "do_normalize": True, **IMAGENET},
         "pooler", 12, 20, tuple(IMAGENET["image_mean"]), tuple(IMAGENET["image_std"]),
     ),
-    "convnext": Spec(
-        transformers.ConvNextConfig(hidden_sizes=[8, 20], depths=[1, 1], num_stages=2),
-        {"size": {"shortest_edge": 24}, "do_normalize": False, **IMAGENET},
-        "pooler", 20, 24, (0.0,), (1.0,),
+    "bit": Spec(  # google/bit-50: shortest edge 448, crop 448
+        transformers.BitConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_groups=4),
+        {"image_processor_type": "BitImageProcessor", "do_resize": True, "size": {"shortest_edge": 16},
+         "resample": 3, "do_center_crop": True, "crop_size": {"height": 16, "width": 16}, "do_normalize": True,
+         "do_convert_rgb": True, **HALF},
+        "mean", 16, 16, (0.5,) * 3, (0.5,) * 3,
     ),
-    "vit_mae": Spec(
+    "convnext": Spec(  # facebook/convnext-tiny-224: shortest edge 224 / crop_pct, crop 224
+        transformers.ConvNextConfig(hidden_sizes=[8, 20], depths=[1, 1], num_stages=2),
+        {"feature_extractor_type": "ConvNextFeatureExtractor", "do_resize": True, "size": 24, "crop_pct": 0.875,
+         "resample": 3, "do_normalize": True, **IMAGENET},
+        "pooler", 20, 24, tuple(IMAGENET["image_mean"]), tuple(IMAGENET["image_std"]),
+    ),
+    "convnext_384": Spec(  # facebook/convnext-base-384: from 384 on, a warp to 384 x 384 without crop
+        transformers.ConvNextConfig(hidden_sizes=[8, 20], depths=[1, 1], num_stages=2),
+        {"feature_extractor_type": "ConvNextFeatureExtractor", "do_resize": True, "size": 384, "crop_pct": 0.875,
+         "resample": 3, "do_normalize": True, **IMAGENET},
+        "pooler", 20, 384, tuple(IMAGENET["image_mean"]), tuple(IMAGENET["image_std"]),
+    ),
+    "vit_mae": Spec(  # facebook/vit-mae-base, with a mean and std of its own
         transformers.ViTMAEConfig(image_size=16, hidden_size=16, mask_ratio=0.75, **TRANSFORMER),
-        {"size": {"height": 16, "width": 16}, "image_mean": [0.4, 0.5, 0.6], "image_std": [0.2, 0.3, 0.4]},
-        "cls", 16, 16, (0.4, 0.5, 0.6), (0.2, 0.3, 0.4),
+        {"feature_extractor_type": "ViTFeatureExtractor", "do_resize": True, "size": 16, "resample": 3,
+         "do_normalize": True, "image_mean": [0.4, 0.5, 0.6], "image_std": [0.2, 0.3, 0.4]},
+        "cls", 16, 16, (0.4, 0.5, 0.6), (0.2, 0.3, 0.4), mae_in_order,
     ),
     "resnet_grey": Spec(
         transformers.ResNetConfig(num_channels=1, embedding_size=8, hidden_sizes=[8, 12], depths=[1, 1]),
@@ -75,6 +122,21 @@ FAMILIES = {
         "pooler", 12, 16, (0.3,), (0.2,),
     ),
 }
+
+# Each flag and filter a processor may set, one at a time, on a family above: (family, settings that change).
+VARIANTS = {
+    "dinov2_no_resize": ("dinov2", {"do_resize": False}),  # small images are zero-padded by the crop
+    "dinov2_no_crop": ("dinov2", {"do_center_crop": False}),
+    "convnext_no_normalize": ("convnext", {"do_normalize": False}),
+    "convnext_nearest": ("convnext", {"resample": 0}),
+    "convnext_crop_after_crop_pct": ("convnext", {"do_center_crop": True, "crop_size": {"height": 20, "width": 16}}),
+    "clip_bilinear": ("clip", {"resample": 2}),
+    "siglip_rescale_to_minus_one_one": (
+        "siglip_vision", {"rescale_factor": 1 / 127.5, "image_mean": [1.0] * 3, "image_std": [1.0] * 3}
+    ),
+    "resnet_no_rescale": ("resnet", {"do_rescale": False, "image_mean": [124, 116, 104], "image_std": [58, 57, 57]}),
+}
+CASES = {**{name: (name, {}) for name in FAMILIES}, **VARIANTS}
 
 
 def save_model(folder, config, processor=None):
@@ -85,10 +147,19 @@ def save_model(folder, config, processor=None):
     return str(folder)
 
 
+def processor_settings(family, changes):
+    """The family's preprocessor_config.json with `changes` applied (None removes the key)."""
+    settings = {**FAMILIES[family].processor, **changes}
+    return {key: value for key, value in settings.items() if value is not None}
+
+
 @pytest.fixture(scope="module")
 def paths(tmp_path_factory):
     root = tmp_path_factory.mktemp("teachers")
-    return {name: save_model(root / name, spec.config, spec.processor) for name, spec in FAMILIES.items()}
+    return {
+        name: save_model(root / name, FAMILIES[family].config, processor_settings(family, changes))
+        for name, (family, changes) in CASES.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +178,7 @@ def images(n=5, channels=3, side=32, seed=0):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_reads_pooling_size_and_normalisation_per_family(teachers, family):
-    config, _, pooling, dim, side, mean, std = FAMILIES[family]
+    config, _, pooling, dim, side, mean, std, _ = FAMILIES[family]
     teacher = teachers[family]
     x = images(channels=teacher.num_channels)
     out = teacher(x)
@@ -163,24 +234,26 @@ REFERENCES = {
 }
 
 
-@pytest.mark.parametrize("family, input_side", [("vit", 40), ("resnet", 12), ("clip", 16)])
+# A bilinear resize (ViT's filter) of 40 -> 16; the crop-pct resize (ResNet) of 24 -> 22 and crop 20; CLIP unchanged.
+@pytest.mark.parametrize("family, input_side", [("vit", 40), ("resnet", 24), ("clip", 16)])
 def test_pooled_vector_matches_the_raw_model_on_hand_preprocessed_input(paths, teachers, family, input_side):
     processor = FAMILIES[family].processor
     teacher, x = teachers[family], images(side=input_side)
-    side = teacher.image_size
-    resized = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True) if input_side != side else x
+    if family == "resnet":  # Pillow's passes: the width, then the height, each clipped to the pixel range
+        x = F.interpolate(x, size=(24, 22), mode="bicubic", antialias=True).clamp(0, 1)
+        x = F.interpolate(x, size=(22, 22), mode="bicubic", antialias=True).clamp(0, 1)[..., 1:21, 1:21]
+    resized = F.interpolate(x, size=(16, 16), mode="bilinear", antialias=True) if family == "vit" else x
     pixels = normalise_by_hand(resized, processor["image_mean"], processor["image_std"])
     model = transformers.AutoModel.from_pretrained(paths[family]).eval()
     with torch.no_grad():
         expected = REFERENCES[family](model, pixels)
-    torch.testing.assert_close(teacher(x), expected)
+    torch.testing.assert_close(teacher(images(side=input_side)), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_vit_mae_keeps_every_patch_in_order(paths, teachers):
     teacher, x = teachers["vit_mae"], images()
     model = transformers.AutoModel.from_pretrained(paths["vit_mae"], mask_ratio=0.0).eval()
-    spec = FAMILIES["vit_mae"]
-    pixels = normalise_by_hand(F.interpolate(x, size=(16, 16), mode="bilinear", antialias=True), spec.mean, spec.std)
+    pixels = teacher.preprocess(x)
     with torch.no_grad():
         output = model(pixel_values=pixels, noise=torch.arange(4.0).expand(5, -1))
     assert output.last_hidden_state.shape[1] == 1 + 4
@@ -190,6 +263,57 @@ def test_vit_mae_keeps_every_patch_in_order(paths, teachers):
 def test_full_clip_model_keeps_only_its_vision_tower(teachers):
     names = [name for name, _ in teachers["clip"].named_parameters()]
     assert names and not any("text" in name for name in names)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Against AutoImageProcessor (PIL) and the model, image by image
+# ---------------------------------------------------------------------------------------------------------------------
+
+POOL = {
+    "cls": lambda output: output.last_hidden_state[:, 0],
+    "pooler": lambda output: output.pooler_output.flatten(1),
+    "mean": lambda output: output.last_hidden_state.mean((2, 3)),
+}
+SHAPES = [(3, 24, 24), (3, 40, 28), (1, 20, 36), (3, 12, 12)]  # (channels, height, width) of the real images
+
+
+def pictures(n, channels, height, width, seed=0):
+    """`(n, channels, height, width)` uint8: smooth random shapes plus noise, so every filter has edges to overshoot."""
+    g = torch.Generator().manual_seed(seed)
+    smooth = F.interpolate(torch.rand(n, channels, 4, 4, generator=g), size=(height, width), mode="bicubic")
+    noise = torch.rand(n, channels, height, width, generator=g) - 0.5
+    return ((smooth + 0.4 * noise).clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def reference_features(path, spec, images):
+    """What the model gives by the book: each uint8 `(c, H, W)` image as a PIL picture (grey made RGB for an RGB
+    model, as `do_convert_rgb` does) -> AutoImageProcessor with the PIL backend -> the model -> the family's pooling."""
+    processor = transformers.AutoImageProcessor.from_pretrained(path, backend="pil")
+    model = transformers.AutoModel.from_pretrained(path).eval()
+    mode = "RGB" if getattr(getattr(spec.config, "vision_config", spec.config), "num_channels", 3) == 3 else "L"
+    features = []
+    for image in images:
+        array = image.permute(1, 2, 0).numpy()
+        picture = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).convert(mode)
+        with torch.no_grad():
+            pixels = processor(picture, return_tensors="pt")["pixel_values"]
+            features.append(POOL[spec.pooling](spec.forward(model, pixels)))
+    return torch.cat(features)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda shape: "x".join(map(str, shape)))
+@pytest.mark.parametrize("case", CASES)
+def test_features_match_the_image_processor_and_the_model_for_every_image(paths, teachers, case, shape):
+    spec = FAMILIES[CASES[case][0]]
+    channels = min(shape[0], teachers[case].num_channels)
+    images = pictures(4, channels, *shape[1:])
+    expected = reference_features(paths[case], spec, images)
+    actual = teachers[case](images.float() / 255)
+    assert actual.shape == expected.shape
+    assert F.cosine_similarity(actual, expected).min() >= 0.999
+    # Features of tiny random encoders share a large common part, so also compare what tells the images apart.
+    centre = expected.mean(0)
+    assert F.cosine_similarity(actual - centre, expected - centre).min() >= 0.99
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -244,8 +368,9 @@ def test_explicit_pooling_overrides_auto(paths, pooling, family):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def test_missing_preprocessor_config_warns_and_uses_config_size_with_half_normalisation(tmp_path):
+def test_missing_preprocessor_config_warns_and_uses_config_size_with_half_normalisation(tmp_path, monkeypatch):
     path = save_model(tmp_path / "vit", FAMILIES["vit"].config)
+    monkeypatch.setattr(transformers.AutoImageProcessor, "from_pretrained", lambda *a, **k: pytest.fail("loaded"))
     with pytest.warns(UserWarning, match="preprocessor_config.json"):
         teacher = Teacher.from_pretrained(path)
     assert (teacher.image_size, teacher.mean, teacher.std) == (16, (0.5,), (0.5,))
@@ -295,3 +420,26 @@ def test_pooling_the_output_cannot_give_is_a_config_error(paths, pooling, family
 def test_unknown_pooling_is_a_config_error(paths):
     with pytest.raises(ConfigError, match="'max'"):
         Teacher.from_pretrained(paths["vit"], pooling="max")
+
+
+# (family, settings that change (None removes one), what the error must name)
+UNSUPPORTED = {
+    "lanczos": ("vit", {"resample": 1}, "resample=1"),
+    "box": ("convnext", {"resample": 4}, "resample=4"),
+    "longest_edge": ("dinov2", {"size": {"longest_edge": 24}}, "size={'longest_edge': 24}"),
+    "shortest_and_longest_edge": ("dinov2", {"size": {"shortest_edge": 24, "longest_edge": 40}}, "size="),
+    "convnext_height_width": ("convnext", {"size": {"height": 24, "width": 24}}, "size="),
+    "padding": ("vit", {"do_pad": True, "pad_size": {"height": 20, "width": 20}}, "do_pad=True"),
+    "own_pipeline": ("vit", {"image_processor_type": "LevitImageProcessor"}, "image_processor_type='Levit"),
+    "mean_per_channel": ("vit", {"image_mean": [0.5, 0.5]}, "image_mean=[0.5, 0.5]"),
+    "unknown_processor": ("clip_vision", {"image_processor_type": None}, "image_processor_type"),
+}
+
+
+@pytest.mark.parametrize("case", UNSUPPORTED)
+def test_a_processor_setting_it_cannot_honour_is_a_one_line_config_error_naming_it(tmp_path, case):
+    family, changes, named = UNSUPPORTED[case]
+    path = save_model(tmp_path / case, FAMILIES[family].config, processor_settings(family, changes))
+    with pytest.raises(ConfigError) as err:
+        Teacher.from_pretrained(path)
+    assert named in str(err.value) and "\n" not in str(err.value)
