@@ -10,17 +10,17 @@
     hf-ssdd card outputs/distilled --results outputs/benchmark
 
 The recipes in `recipes/` call `main` too, so `accelerate launch recipes/distill.py ...` runs the same code.
-Each stage's own modules are imported only once it runs.
+Each stage's own modules are imported only once it runs. A mistake on the command line is one line on stderr,
+`hf-ssdd distill: error: argument --max_steps: invalid int value: 'abc' (see hf-ssdd distill --help)`, exit 2.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from dataclasses import dataclass
 
-from .config import ConfigError
+from .config import CommandParser, ConfigError
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def _load(path: str):
 
 def push(argv: list[str]) -> None:
     """`hf-ssdd push FOLDER REPO_ID`: upload a distilled set (or a teacher) without its checkpoints."""
-    parser = argparse.ArgumentParser(prog="hf-ssdd push", description=push.__doc__)
+    parser = CommandParser(prog="hf-ssdd push", description=push.__doc__)
     parser.add_argument("folder", help="Output folder of `distill` (or of `train-teacher` with --repo_type model).")
     parser.add_argument("repo_id", help="Hub repository, e.g. user/fashion-mnist-krr-st.")
     parser.add_argument("--repo_type", default="dataset", choices=("dataset", "model"))
@@ -76,7 +76,7 @@ def push(argv: list[str]) -> None:
 
 def benchmark(argv: list[str]) -> None:
     """`hf-ssdd benchmark --config FILE.yaml [--key value ...]`: methods x targets x seeds; resumes if interrupted."""
-    parser = argparse.ArgumentParser(prog="hf-ssdd benchmark", description=benchmark.__doc__)
+    parser = CommandParser(prog="hf-ssdd benchmark", description=benchmark.__doc__)
     parser.add_argument("--config", required=True, help="Benchmark YAML (see benchmarks/fashion_mnist.yaml).")
     args, rest = parser.parse_known_args(argv)
     if len(rest) % 2 or not all(key.startswith("--") for key in rest[::2]):
@@ -86,14 +86,17 @@ def benchmark(argv: list[str]) -> None:
     from .benchmark import Benchmark, BenchmarkConfig
 
     overrides = {key[2:]: yaml.safe_load(value) for key, value in zip(rest[::2], rest[1::2])}
-    cfg = BenchmarkConfig.from_yaml(args.config, overrides)
+    try:
+        cfg = BenchmarkConfig.from_yaml(args.config, overrides)
+    except ConfigError as err:
+        parser.error(str(err))
     rows = Benchmark(cfg).run()
     print(f"benchmark: {len(rows)} results; see {cfg.output_dir}/results.md and results.png")
 
 
 def card(argv: list[str]) -> None:
     """`hf-ssdd card DISTILLED_DIR --results BENCH_DIR [--push REPO_ID]`: add benchmark results to a set's card."""
-    parser = argparse.ArgumentParser(prog="hf-ssdd card", description=card.__doc__)
+    parser = CommandParser(prog="hf-ssdd card", description=card.__doc__)
     parser.add_argument("distilled", help="Output folder of `distill`.")
     parser.add_argument("--results", required=True, help="Output folder of `benchmark` (holding results.jsonl).")
     parser.add_argument("--push", metavar="REPO_ID", help="Also upload the set with its new card to this repo.")
@@ -114,12 +117,15 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {**{name: stage.help for name, stage in STAGES.items()},
                 **{name: fn.__doc__.splitlines()[0] for name, fn in COMMANDS.items()}}
-    if not argv or argv[0] not in commands:
+    if not argv or argv[0] in ("-h", "--help"):
         print("usage: hf-ssdd {" + ",".join(commands) + "} [--config FILE.yaml] [--key value ...]\n")
         for name, text in commands.items():
             print(f"  {name:<14} {text}")
         print("\nRun `hf-ssdd <command> --help` for the options of one command.")
-        raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
+        raise SystemExit(0 if argv else 2)
+    if argv[0] not in commands:
+        print(f"hf-ssdd: error: unknown command {argv[0]!r}; choose from {', '.join(commands)}", file=sys.stderr)
+        raise SystemExit(2)
     command, rest = argv[0], argv[1:]
     try:
         if command in COMMANDS:

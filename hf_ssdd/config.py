@@ -3,6 +3,9 @@
 Every stage of hf-ssdd is driven by one dataclass. `parse_config` turns a command line into it with
 `transformers.HfArgumentParser`; the YAML file is spliced in *before* the user's own arguments, so argparse
 type-checks both the same way and the command line wins. Unknown keys are errors, never silently ignored.
+A closed set of values is declared once, on its field (`metadata={"help": ..., "choices": (...)}`): argparse
+refuses anything else on the command line, and `__post_init__` refuses it when a config is built in Python.
+Every mistake is one line on stderr naming the option and the value, exit status 2, before any work is done.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from transformers import HfArgumentParser  # transformers is loaded with the package anyway (see __init__)
 
 from .krr import SOLVERS
 
@@ -23,6 +28,25 @@ C = TypeVar("C")
 
 class ConfigError(ValueError):
     """A user-facing configuration mistake; the message names the value and the fix."""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse for every hf-ssdd command: help text is printed as written (a `%` in it is not a format), and a
+    mistake is one line on stderr, `hf-ssdd distill: error: argument --max_steps: invalid int value: 'abc'`, exit 2."""
+
+    def add_argument(self, *args, **kwargs):
+        if kwargs.get("help"):
+            kwargs["help"] = kwargs["help"].replace("%", "%%")
+        return super().add_argument(*args, **kwargs)
+
+    def error(self, message: str):
+        message = " ".join(message.splitlines())
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class ConfigParser(CommandParser, HfArgumentParser):
+    """`HfArgumentParser` (one option per dataclass field, its `metadata` the `add_argument` keywords, so a field's
+    `choices` are checked by argparse) with the literal help and one-line errors of `CommandParser`."""
 
 
 def trackers(report_to: str) -> list[str]:
@@ -71,7 +95,7 @@ class SourceConfig:
         default=None, metadata={"help": "Side of the square images, pixels; default: the dataset's own size."}
     )
     channels: int | None = field(
-        default=None, metadata={"help": "1 (grey) or 3 (RGB); default: the dataset's own channels."}
+        default=None, metadata={"help": "1 (grey) or 3 (RGB); default: the dataset's own channels.", "choices": (1, 3)}
     )
     mean: list[float] | None = field(
         default=None, metadata={"help": "Per-channel normalisation mean in [0, 1]; default: measured on the data."}
@@ -81,9 +105,8 @@ class SourceConfig:
     )
 
     def __post_init__(self):
+        _check_choices(self)
         _check_positive(self, "max_samples", "resolution")
-        if self.channels not in (None, 1, 3):
-            raise ConfigError(f"channels={self.channels} is not supported; use 1 (grey) or 3 (RGB).")
         for name in ("mean", "std"):
             value = getattr(self, name)
             if value is not None and self.channels is not None and len(value) not in (1, self.channels):
@@ -102,15 +125,20 @@ class DistillConfig(SourceConfig):
     )
     teacher_revision: str | None = field(default=None, metadata={"help": "Git revision of the Hub teacher."})
     teacher_pooling: str = field(
-        default="auto", metadata={"help": "How the teacher gives one vector: auto, cls, pooler or mean."}
+        default="auto",
+        metadata={"help": "How the teacher gives one vector.", "choices": ("auto", "cls", "pooler", "mean")},
     )
     output_dir: str = field(default="distilled", metadata={"help": "Folder of the distilled Hub dataset."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Allow writing into a non-empty output_dir."})
     num_synthetic: int = field(default=1000, metadata={"help": "Number m of synthetic images."})
     learner_depth: int = field(default=3, metadata={"help": "Conv blocks of the ConvNet learner (3: ConvNet-3)."})
     learner_width: int = field(default=128, metadata={"help": "Channels of the first block; doubled per block."})
-    learner_norm: str = field(default="batch", metadata={"help": "Normalisation layer: batch, instance or none."})
-    learner_pooling: str = field(default="avg", metadata={"help": "2x2 pooling after each block: avg or max."})
+    learner_norm: str = field(
+        default="batch", metadata={"help": "Normalisation layer.", "choices": ("batch", "instance", "none")}
+    )
+    learner_pooling: str = field(
+        default="avg", metadata={"help": "2x2 pooling after each block.", "choices": ("avg", "max")}
+    )
     max_steps: int = field(default=160_000, metadata={"help": "Outer (distillation) steps."})
     batch_size: int = field(default=1024, metadata={"help": "Real images per outer step, over all processes."})
     learning_rate: float = field(default=1e-4, metadata={"help": "Adam learning rate for images and targets."})
@@ -119,7 +147,8 @@ class DistillConfig(SourceConfig):
     ridge: float = field(default=1e-6, metadata={"help": "KRR regulariser lambda, relative to tr(K_ss)."})
     krr_solver: str = field(
         default="auto",
-        metadata={"help": "KRR algebra: auto, dual (Cholesky), primal, or reference (general solve); same result."},
+        metadata={"help": "KRR algebra: auto, dual (Cholesky), primal, or reference (general solve); same result.",
+                  "choices": SOLVERS},
     )
     pool_size: int = field(default=10, metadata={"help": "Number l of learners in the model pool."})
     pool_steps: int = field(default=1000, metadata={"help": "U: online steps before a pool learner is reset."})
@@ -155,7 +184,8 @@ class DistillConfig(SourceConfig):
     )
     mixed_precision: str = field(
         default="no",
-        metadata={"help": "no or bf16: precision of the learner and teacher forwards (the KRR solve stays float32)."},
+        metadata={"help": "Precision of the learner and teacher forwards (the KRR solve stays float32).",
+                  "choices": ("no", "bf16")},
     )
     reference: bool = field(
         default=False,
@@ -188,11 +218,6 @@ class DistillConfig(SourceConfig):
             raise ConfigError(f"teacher_views={self.teacher_views} must be >= 0 (0: no cache).")
         if self.crop_padding < 0:
             raise ConfigError(f"crop_padding={self.crop_padding} must be >= 0.")
-        _check_choice(self, "learner_norm", ("batch", "instance", "none"))
-        _check_choice(self, "krr_solver", SOLVERS)
-        _check_choice(self, "mixed_precision", ("no", "bf16"))
-        _check_choice(self, "learner_pooling", ("avg", "max"))
-        _check_choice(self, "teacher_pooling", ("auto", "cls", "pooler", "mean"))
 
 
 def _check_positive(cfg, *names):
@@ -202,13 +227,17 @@ def _check_positive(cfg, *names):
             raise ConfigError(f"{name}={value} must be positive.")
 
 
-def _check_choice(cfg, name, choices):
-    if getattr(cfg, name) not in choices:
-        raise ConfigError(f"{name}={getattr(cfg, name)!r} is not one of {', '.join(choices)}.")
+def _check_choices(cfg):
+    """Every field that declares `choices` holds one of them (or None, where None is its default)."""
+    for f in dataclasses.fields(cfg):
+        choices, value = f.metadata.get("choices"), getattr(cfg, f.name)
+        if choices is not None and value not in choices and not (value is None and f.default is None):
+            raise ConfigError(f"{f.name}={value!r} is not one of {', '.join(map(str, choices))}.")
 
 
 def load_yaml(path: str | Path, config_cls: type) -> dict[str, Any]:
-    """Read a YAML config and reject keys that `config_cls` does not have."""
+    """Read a YAML config; reject keys that `config_cls` does not have, and a null or a list its field cannot take
+    (YAML can say both, the command line neither, so argparse would not see them)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist.")
@@ -219,38 +248,48 @@ def load_yaml(path: str | Path, config_cls: type) -> dict[str, Any]:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown} in {path}; valid keys: {', '.join(sorted(known))}.")
+    hints = typing.get_type_hints(config_cls)
+    for key, value in values.items():
+        types = typing.get_args(hints[key]) or (hints[key],)  # `list[int] | None` -> (list[int], NoneType)
+        if value is None and type(None) not in types:
+            raise ConfigError(f"{key}=null in {path}: {key} needs a value; give one or leave the key out.")
+        if isinstance(value, list) and not any(typing.get_origin(t) is list for t in (hints[key], *types)):
+            raise ConfigError(f"{key}={value} in {path} is a list; {key} takes one value.")
     return values
 
 
 def _as_argv(values: dict[str, Any]) -> list[str]:
-    """`{'max_steps': 10, 'mean': [0.5]}` -> `['--max_steps', '10', '--mean', '0.5']` (nulls left out)."""
+    """`{'max_steps': 10, 'teacher': '-t', 'mean': [0.5]}` -> `['--max_steps=10', '--teacher=-t', '--mean', '0.5']`
+    (nulls left out; `=` keeps a value that starts with `-` a value)."""
     argv = []
     for key, value in values.items():
-        if value is None:
-            continue
-        items = value if isinstance(value, (list, tuple)) else [value]
-        argv += [f"--{key}", *(str(v) for v in items)]
+        if isinstance(value, (list, tuple)):
+            argv += [f"--{key}", *(str(v) for v in value)]
+        elif value is not None:
+            argv.append(f"--{key}={value}")
     return argv
 
 
 def parse_config(config_cls: type[C], argv: list[str] | None = None, prog: str | None = None) -> C:
-    """Build `config_cls` from defaults, then `--config FILE.yaml`, then the remaining `--key value` pairs."""
-    from transformers import HfArgumentParser
+    """Build `config_cls` from defaults, then `--config FILE.yaml`, then the remaining `--key value` pairs.
 
+    Any mistake, in the YAML file or on the command line, exits with one line on stderr (see `CommandParser`).
+    Options are spelled out in full: `--max_step` is an error, not `--max_steps`.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = CommandParser(prog=prog, add_help=False, allow_abbrev=False)
     pre.add_argument("--config")
     known, rest = pre.parse_known_args(argv)
 
-    parser = HfArgumentParser(config_cls, prog=prog, description=(config_cls.__doc__ or "").strip())
+    parser = ConfigParser(config_cls, prog=prog, description=(config_cls.__doc__ or "").strip(), allow_abbrev=False)
     parser.add_argument("--config", help="YAML file of defaults; command-line arguments override it.")
-    yaml_values = load_yaml(known.config, config_cls) if known.config else {}
-    parser.set_defaults(**{k: None for k, v in yaml_values.items() if v is None})
-    namespace, unknown = parser.parse_known_args(_as_argv(yaml_values) + rest)
-    if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    kwargs = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(config_cls) if f.init}
     try:
+        yaml_values = load_yaml(known.config, config_cls) if known.config else {}
+        parser.set_defaults(**{k: None for k, v in yaml_values.items() if v is None})
+        namespace, unknown = parser.parse_known_args(_as_argv(yaml_values) + rest)
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        kwargs = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(config_cls) if f.init}
         return config_cls(**kwargs)
     except ConfigError as err:
         parser.error(str(err))
@@ -280,7 +319,9 @@ class TeacherTrainConfig(SourceConfig):
     """Barlow Twins self-supervised teacher, saved as a transformers model. Defaults: Fashion-MNIST, ~5 min, 2 CPUs."""
 
     architecture: str = field(
-        default="resnet", metadata={"help": "Encoder: resnet (ResNetModel, basic blocks) or convnext (ConvNextModel)."}
+        default="resnet",
+        metadata={"help": "Encoder: resnet (ResNetModel, basic blocks) or convnext (ConvNextModel).",
+                  "choices": ("resnet", "convnext")},
     )
     hidden_sizes: list[int] = field(
         default_factory=lambda: [32, 64, 128],
@@ -317,7 +358,6 @@ class TeacherTrainConfig(SourceConfig):
             self, "patch_size", "image_size", "projector_dim", "lambda_offdiag", "max_steps", "batch_size",
             "learning_rate", "logging_steps",
         )
-        _check_choice(self, "architecture", ("resnet", "convnext"))
         if len(self.hidden_sizes) != len(self.depths) or not self.depths:
             raise ConfigError(
                 f"hidden_sizes={self.hidden_sizes} and depths={self.depths} need one entry per stage, as many of each."
@@ -406,10 +446,12 @@ class TransferConfig:
         default=None, metadata={"help": "From scratch: image side; default: the target's own size."}
     )
     channels: int | None = field(
-        default=None, metadata={"help": "From scratch: 1 or 3 channels; default: the target's own."}
+        default=None, metadata={"help": "From scratch: 1 or 3 channels; default: the target's own.", "choices": (1, 3)}
     )
     protocol: str = field(
-        default="finetune", metadata={"help": "finetune (whole network) or linear (frozen features, linear head)."}
+        default="finetune",
+        metadata={"help": "finetune (whole network) or linear (frozen features, linear head).",
+                  "choices": ("finetune", "linear")},
     )
     max_steps: int = field(default=10_000, metadata={"help": "Optimisation steps (linear: L-BFGS iterations)."})
     batch_size: int = field(default=256, metadata={"help": "Images per fine-tuning step, over all processes."})
@@ -429,12 +471,10 @@ class TransferConfig:
     def __post_init__(self):
         if not self.target:
             raise ConfigError("no target: pass --target (a Hub id, a local folder or a built-in name).")
+        _check_choices(self)
         trackers(self.report_to)
         _check_positive(
             self, "max_train_samples", "max_steps", "batch_size", "learning_rate", "resolution", "logging_steps"
         )
-        _check_choice(self, "protocol", ("finetune", "linear"))
-        if self.channels not in (None, 1, 3):
-            raise ConfigError(f"channels={self.channels} is not supported; use 1 (grey) or 3 (RGB).")
         if self.momentum < 0 or self.weight_decay < 0 or self.crop_padding < 0:
             raise ConfigError("momentum, weight_decay and crop_padding must be >= 0.")

@@ -1,16 +1,60 @@
-"""The `hf-ssdd` command and the recipe configs it reads."""
+"""The `hf-ssdd` command and the recipe configs it reads.
 
+The tests of `--help` and of wrong values are generated from the CLI's own table (`STAGES`, `COMMANDS`) and from the
+config dataclasses, so a new stage, field or choice is covered without editing them.
+"""
+
+import dataclasses
+import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 from unittest import mock
 
 import pytest
 
+from hf_ssdd import cli
 from hf_ssdd.cli import COMMANDS, STAGES, main
 from hf_ssdd.config import DistillConfig, parse_config
 
 RECIPES = Path(__file__).parents[1] / "recipes" / "configs"
+HF_SSDD = Path(sys.executable).with_name("hf-ssdd")  # the console script installed beside this Python
+
+REQUIRED = {"transfer": ["--target", "digits"]}  # what a stage cannot run without; everything else has a default
+WRONG_TYPED = {bool: "maybe", int: "1.5x", float: "abc"}  # plain strings have no wrong type
+
+
+def config_of(stage: str) -> type:
+    return cli._load(STAGES[stage].config)
+
+
+def value_type(hint) -> type:
+    """The type argparse converts each value to: `int | None` -> int, `list[float] | None` -> float."""
+    while typing.get_args(hint):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return hint
+
+
+def wrong_values(config_cls: type):
+    """(field, value) pairs the parser must refuse: a value of the wrong type, and one outside a field's choices."""
+    hints = typing.get_type_hints(config_cls)  # not `field.type`, which HfArgumentParser overwrites
+    for f in dataclasses.fields(config_cls):
+        if value_type(hints[f.name]) in WRONG_TYPED:
+            yield f.name, WRONG_TYPED[value_type(hints[f.name])]
+        if "choices" in f.metadata:
+            yield f.name, "not-a-choice"
+
+
+WRONG = [(stage, name, value) for stage in STAGES for name, value in wrong_values(config_of(stage))]
+
+
+@pytest.fixture
+def runs(monkeypatch):
+    """The stages' run functions, replaced by a list that records each config they would have run on."""
+    calls, load, configs = [], cli._load, {stage.config for stage in STAGES.values()}
+    monkeypatch.setattr(cli, "_load", lambda path: load(path) if path in configs else calls.append)
+    return calls
 
 
 def test_help_lists_every_command():
@@ -25,10 +69,70 @@ def test_importing_the_package_registers_the_learners_with_the_auto_classes():
     assert out.strip() == "convnet"
 
 
-def test_unknown_command_exits_with_usage(capsys):
+def test_unknown_command_is_one_line_listing_the_commands(capsys):
     with pytest.raises(SystemExit) as info:
         main(["distil"])
-    assert info.value.code == 2 and "usage: hf-ssdd" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("hf-ssdd: error: unknown command 'distil'; choose from train-teacher, plan, distill")
+
+
+@pytest.mark.parametrize("command", [*STAGES, *COMMANDS])
+def test_help_answers_for_every_command_and_lists_every_option(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0 and out.startswith(f"usage: hf-ssdd {command} ")
+    if command in STAGES:
+        missing = {f"--{f.name}" for f in dataclasses.fields(config_of(command))} - set(re.findall(r"--\w+", out))
+        assert not missing
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_least_command_line_of_every_stage_runs_it(stage, tmp_path, runs):
+    main([stage, "--output_dir", str(tmp_path / "out"), *REQUIRED.get(stage, [])])
+    assert [cfg.output_dir for cfg in runs] == [str(tmp_path / "out")]
+
+
+@pytest.mark.parametrize("where", ["command line", "yaml"])
+@pytest.mark.parametrize("stage, name, value", WRONG)
+def test_a_wrong_value_is_one_line_naming_it_and_nothing_runs(stage, name, value, where, tmp_path, capsys, runs):
+    (tmp_path / "c.yaml").write_text(f"{name}: {value}\n")
+    wrong = [f"--{name}", value] if where == "command line" else ["--config", str(tmp_path / "c.yaml")]
+    with pytest.raises(SystemExit) as info:
+        main([stage, "--output_dir", str(tmp_path / "out"), *REQUIRED.get(stage, []), *wrong])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and err.startswith(f"hf-ssdd {stage}: error: ")
+    assert f"--{name}" in err and value in err and "Traceback" not in err
+    assert runs == [] and not (tmp_path / "out").exists()
+
+
+def test_a_wrong_value_reaches_a_real_terminal_as_one_line(tmp_path):
+    argv = [HF_SSDD, "distill", "--output_dir", tmp_path / "out", "--max_steps", "abc"]
+    result = subprocess.run(argv, capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        "hf-ssdd distill: error: argument --max_steps/--max-steps: invalid int value: 'abc' "
+        "(see hf-ssdd distill --help)"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["push"], "hf-ssdd push: error: the following arguments are required: folder, repo_id"),
+        (["push", "f", "u/x", "--repo_type", "space"], "argument --repo_type: invalid choice: 'space'"),
+        (["card", "f"], "hf-ssdd card: error: the following arguments are required: --results"),
+        (["benchmark", "--config", "/no/such.yaml"], "hf-ssdd benchmark: error: config file '/no/such.yaml'"),
+        (["benchmark", "--config", "/no/such.yaml", "--seeds"], "overrides come as --key value pairs"),
+    ],
+)
+def test_a_mistake_in_the_other_commands_is_one_line_too(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and message in err
 
 
 def test_push_uploads_the_folder_with_the_hub_client(tmp_path):
