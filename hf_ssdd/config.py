@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -223,8 +224,8 @@ class DistillConfig(SourceConfig):
 def _check_positive(cfg, *names):
     for name in names:
         value = getattr(cfg, name)
-        if value is not None and value <= 0:
-            raise ConfigError(f"{name}={value} must be positive.")
+        if value is not None and not 0 < value < math.inf:  # nan fails both comparisons
+            raise ConfigError(f"{name}={value} must be positive and finite.")
 
 
 def _check_choices(cfg):

@@ -58,6 +58,8 @@ def test_yaml_values_starting_with_a_dash_stay_values(tmp_path):
         (["--no_such_option", "1"], "unrecognized arguments: --no_such_option 1"),
         (["--max_step", "10"], "unrecognized arguments: --max_step 10"),  # no abbreviations
         (["--num_synthetic", "0"], "num_synthetic=0 must be positive"),
+        (["--learning_rate", "nan"], "learning_rate=nan must be positive and finite"),
+        (["--max_memory_gb", "inf"], "max_memory_gb=inf must be positive and finite"),
         (["--learner_norm", "layer"], "argument --learner_norm/--learner-norm: invalid choice: 'layer'"),
         (["--channels", "2"], "argument --channels: invalid choice: 2 (choose from 1, 3)"),
         (["--teacher_views", "-1"], "teacher_views=-1 must be >= 0"),
