@@ -14,6 +14,7 @@ file system they share); the folder is renamed into place only when complete, so
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -38,7 +39,8 @@ def default_cache_dir() -> Path:
 
 def teacher_fingerprint(teacher) -> str:
     """Hash of a `Teacher`'s provenance, preprocessing and weights: equal for teachers that give equal outputs."""
-    digest = hashlib.blake2b(json.dumps(teacher.describe(), sort_keys=True).encode(), digest_size=16)
+    provenance = {**teacher.describe(), "processing": dataclasses.asdict(teacher.processing)}
+    digest = hashlib.blake2b(json.dumps(provenance, sort_keys=True).encode(), digest_size=16)
     for name, tensor in sorted(teacher.encoder.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())

@@ -47,6 +47,17 @@ def test_other_inputs_get_their_own_cache(setup, tmp_path):
     assert len(paths) == 4
 
 
+def test_a_teacher_that_preprocesses_otherwise_gets_its_own_cache(setup, tmp_path):
+    """Same weights, same size and normalisation, another resize filter: other targets, so another cache."""
+    import copy
+    import dataclasses
+
+    teacher, images, normalization = setup
+    other = copy.copy(teacher)
+    other.processing = dataclasses.replace(teacher.processing, resample="nearest")
+    assert build(setup, tmp_path).path != build((other, images, normalization), tmp_path).path
+
+
 def test_view_v_is_drawn_from_the_seed_and_v_alone():
     """Growing V keeps the first views: caches of 2 and 5 views agree on views 0 and 1."""
     small, large = view_augmentations(48, 2, 4, True, seed=0), view_augmentations(48, 5, 4, True, seed=0)
