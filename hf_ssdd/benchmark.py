@@ -161,7 +161,7 @@ def _labels(ds) -> torch.Tensor | None:
 
 
 def _init(source, distilled, seed):
-    from .distill import initial_indices
+    from .subsets import initial_indices
 
     return source.subset(initial_indices(len(source.images), len(distilled.pixel_values), source.seed), False)
 

@@ -270,14 +270,35 @@ class Normalization:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
+class Stream:
+    """Every random stream of hf-ssdd, by name: `step_generator(seed, step, Stream.X)`. Streams only need to differ
+    within one run; the numbers are part of every result (changing one changes the sets hf-ssdd makes). The one
+    draw outside this table is a pool member's initial weights, seeded from (seed, member, resets) by `ModelPool`."""
+
+    REAL_VIEWS = 0  # distill: crop and flip of the real batch of a step
+    EPOCH_ORDER = 1  # every stage: the order of the images in an epoch (`batch_indices`)
+    POOL_MEMBER = 2  # distill: the pool member a step uses
+    SSL_VIEWS = 2  # train-teacher: the two views of a step, plus the process index
+    INITIAL_IMAGES = 3  # distill: the real images the synthetic set starts from
+    POOL_WARM_UP = 4  # distill: how long each pool member is trained before step 1
+    PRETRAIN_VIEWS = 4  # pretrain: crop and flip of a batch
+    FINETUNE_VIEWS = 5  # transfer: crop and flip of a fine-tuning batch
+    CACHED_VIEWS = 6  # teacher cache: the fixed views, `step` being the view number
+    VIEW_CHOICE = 7  # distill with a teacher cache: which cached view of each image a step reads
+    CARVED_TEST = 101  # targets: the test split carved from train when a target has none
+    BALANCED_SAMPLE = 102  # targets: the class-balanced few-label sample
+    RANDOM_SUBSET = 201  # evaluation: the `random` baseline's images
+    KMEANS_SEEDS = 202  # evaluation: k-means++ seeding of the `kmeans` baseline
+
+
+def step_generator(seed: int, step: int, stream: int = Stream.REAL_VIEWS) -> torch.Generator:
     """A CPU generator determined by `(seed, step, stream)` alone: resuming needs no RNG state to replay a step."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 7919 + stream)
 
 
 @lru_cache(maxsize=2)
 def _epoch_permutation(num_images: int, seed: int, epoch: int) -> torch.Tensor:
-    return torch.randperm(num_images, generator=step_generator(seed, epoch, stream=1))
+    return torch.randperm(num_images, generator=step_generator(seed, epoch, Stream.EPOCH_ORDER))
 
 
 def batch_indices(num_images: int, batch_size: int, step: int, seed: int) -> torch.Tensor:

@@ -29,11 +29,14 @@ from torch import nn
 
 from .checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, rotate_checkpoints, save_checkpoint
 from .config import ConfigError, DistillConfig, check_output_dir
-from .data import Augmentation, Normalization, batch_indices, decode_images, image_column, load_source, step_generator
+from .data import (
+    Augmentation, Normalization, Stream, batch_indices, decode_images, image_column, load_source, step_generator,
+)
 from .krr import krr_loss, with_bias
-from .learners import ConvNet
+from .learners import ConvNet, learner_of
 from .memory import check_fits
 from .pool import ModelPool
+from .subsets import initial_indices
 from .tracking import finish_trackers, stage_accelerator, start_trackers
 
 # Where a run writes to: not a hyperparameter of the distilled set.
@@ -78,12 +81,6 @@ def embed(model: nn.Module, x: torch.Tensor, chunk_size: int) -> torch.Tensor:
     return with_bias(torch.cat([model.embed(chunk) for chunk in chunks]))
 
 
-def learner_of(cfg: DistillConfig, channels: int, resolution: int, out_features: int) -> ConvNet:
-    """A freshly initialised pool learner of the run `cfg`, with a head of `out_features` (the teacher's `d`)."""
-    return ConvNet(channels, resolution, cfg.learner_depth, cfg.learner_width, cfg.learner_norm, cfg.learner_pooling,
-                   out_features=out_features)
-
-
 def linear_decay(max_steps: int, final_ratio: float):
     """Learning-rate factor at each step: 1 at step 0, `final_ratio` at `max_steps`."""
     return lambda step: 1.0 - (1.0 - final_ratio) * min(step, max_steps) / max_steps
@@ -100,11 +97,6 @@ def stop_requests():
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-
-
-def initial_indices(num_images: int, m: int, seed: int) -> torch.Tensor:
-    """Indices `(m,)` of the real images the synthetic set starts from (the benchmark's `init` baseline)."""
-    return torch.randperm(num_images, generator=step_generator(seed, 0, stream=3))[:m]
 
 
 class Distiller:
@@ -241,10 +233,10 @@ class Distiller:
                       (acc.process_index + 1) * len(indices) // acc.num_processes)
         x = self.normalization.normalize(self.images[indices[local]].to(acc.device))
         if self.teacher_cache is None:
-            views = Augmentation.sample(cfg.batch_size, cfg.crop_padding, cfg.flip, step_generator(cfg.seed, step))
+            views = Augmentation.sample(cfg.batch_size, cfg.crop_padding, cfg.flip, step_generator(cfg.seed, step, Stream.REAL_VIEWS))
             x = views[local].apply(x)
             return x, self.teacher_targets(x)
-        view_ids = torch.randint(cfg.teacher_views, (cfg.batch_size,), generator=step_generator(cfg.seed, step, 7))
+        view_ids = torch.randint(cfg.teacher_views, (cfg.batch_size,), generator=step_generator(cfg.seed, step, Stream.VIEW_CHOICE))
         views, y = self.teacher_cache.lookup(indices[local], view_ids[local])
         return views.apply(x), y.to(acc.device)
 

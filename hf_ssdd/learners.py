@@ -14,7 +14,7 @@ import inspect
 import torch
 from torch import nn
 
-from .config import ConfigError
+from .config import ConfigError, DistillConfig
 
 NORMS = {
     "batch": lambda c: nn.BatchNorm2d(c),
@@ -282,3 +282,10 @@ def build_learner(arch: str, channels: int, resolution: int, out_features: int |
     if unknown:
         raise ConfigError(f"arch={arch!r} does not take {', '.join(unknown)}; its options are: {', '.join(takes)}.")
     return learner(channels=channels, resolution=resolution, out_features=out_features, **options)
+
+
+def learner_of(cfg: DistillConfig, channels: int, resolution: int, out_features: int) -> ConvNet:
+    """A freshly initialised pool learner of the distillation `cfg`, with a head of `out_features` (the teacher's
+    `d`)."""
+    return ConvNet(channels, resolution, cfg.learner_depth, cfg.learner_width, cfg.learner_norm, cfg.learner_pooling,
+                   out_features=out_features)

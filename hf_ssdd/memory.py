@@ -183,7 +183,7 @@ def plan(cfg) -> MemoryPlan:
 
     from .config import ConfigError
     from .data import decode_images, image_column, load_source
-    from .distill import learner_of
+    from .learners import learner_of
     from .teachers import Teacher
 
     state = PartialState()

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import step_generator
+from .data import Stream, step_generator
 
 
 class ModelPool:
@@ -71,7 +71,7 @@ class ModelPool:
         """Train member `i` for a random number of steps in `[1, U)` on `(x_s, y_s)`, for every `i`."""
         from tqdm.auto import tqdm
 
-        lengths = torch.randint(1, self.max_steps, (len(self),), generator=step_generator(self.seed, 0, stream=4))
+        lengths = torch.randint(1, self.max_steps, (len(self),), generator=step_generator(self.seed, 0, Stream.POOL_WARM_UP))
         with tqdm(total=int(lengths.sum()), desc="pool warm-up", disable=not progress, leave=False) as bar:
             for i, length in enumerate(lengths.tolist()):
                 for _ in range(length):
@@ -80,7 +80,7 @@ class ModelPool:
 
     def sample(self, step: int) -> int:
         """Index of the member used at outer step `step`."""
-        return int(torch.randint(len(self), (1,), generator=step_generator(self.seed, step, stream=2)))
+        return int(torch.randint(len(self), (1,), generator=step_generator(self.seed, step, Stream.POOL_MEMBER)))
 
     def train_step(self, i: int, x_s: torch.Tensor, y_s: torch.Tensor) -> float:
         """One full-batch SGD step of member `i` on MSE(head(f(x_s)), y_s); re-initialise it after `U` steps.

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ConfigError, PretrainConfig, check_output_dir
-from .data import Augmentation, Normalization, batch_indices, step_generator
+from .data import Augmentation, Normalization, Stream, batch_indices, step_generator
 
 
 @dataclass
@@ -79,7 +79,7 @@ def fit(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accelerator, t
         indices = batch_indices(m, batch_size, step, cfg.seed)[local]
         x = data.pixel_values[indices].to(acc.device)
         if cfg.crop_padding or cfg.flip:
-            views = Augmentation.sample(batch_size, cfg.crop_padding, cfg.flip, step_generator(cfg.seed, step, 4))
+            views = Augmentation.sample(batch_size, cfg.crop_padding, cfg.flip, step_generator(cfg.seed, step, Stream.PRETRAIN_VIEWS))
             x = views[local].apply(x)
         outputs = model(pixel_values=x).logits
         if teacher is not None:

@@ -14,8 +14,6 @@ import torch
 from . import data
 from .config import ConfigError
 
-RANDOM_STREAM = 201  # generator streams of `data.step_generator`, apart from those of training and targets
-KMEANS_STREAM = 202
 BLOCK = 2**24  # distance entries per block (64 MiB in float32)
 
 
@@ -23,7 +21,12 @@ def random_subset(num_images: int, m: int, seed: int) -> torch.Tensor:
     """Indices `(m,)`: the first `m` of a permutation drawn from `seed`, so smaller subsets nest in larger ones."""
     if not 0 < m <= num_images:
         raise ConfigError(f"m={m} must be in 1..{num_images}, the number of source images.")
-    return torch.randperm(num_images, generator=data.step_generator(seed, 0, stream=RANDOM_STREAM))[:m]
+    return torch.randperm(num_images, generator=data.step_generator(seed, 0, data.Stream.RANDOM_SUBSET))[:m]
+
+
+def initial_indices(num_images: int, m: int, seed: int) -> torch.Tensor:
+    """Indices `(m,)` of the real images a distilled set starts from (the evaluation's `init` baseline)."""
+    return torch.randperm(num_images, generator=data.step_generator(seed, 0, data.Stream.INITIAL_IMAGES))[:m]
 
 
 def nearest(
@@ -74,7 +77,7 @@ def kmeans(features: torch.Tensor, k: int, seed: int, iters: int = 50, block: in
     if not 0 < k <= len(features):
         raise ConfigError(f"k={k} must be in 1..{len(features)}, the number of points.")
     x = features.detach().float()
-    centres = _kmeans_plus_plus(x, k, data.step_generator(seed, 0, stream=KMEANS_STREAM))
+    centres = _kmeans_plus_plus(x, k, data.step_generator(seed, 0, data.Stream.KMEANS_SEEDS))
     assignment = None
     for _ in range(iters):
         d2, new = nearest(x, centres, 1, block)

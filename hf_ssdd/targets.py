@@ -23,8 +23,6 @@ from .config import ConfigError
 
 logger = logging.getLogger(__name__)
 
-CARVE_STREAM = 101  # generator streams of `data.step_generator`, apart from those of training
-BALANCED_STREAM = 102
 
 
 @dataclass
@@ -122,7 +120,7 @@ def _load_split_if_any(dataset: str, split: str, config, revision):
 
 def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Sorted indices `(train, test)` with `round(fraction * n_c)` of each class's `n_c` images in test."""
-    generator = data.step_generator(seed, 0, stream=CARVE_STREAM)
+    generator = data.step_generator(seed, 0, data.Stream.CARVED_TEST)
     test = []
     for c in labels.unique().tolist():
         members = (labels == c).nonzero().squeeze(1)
@@ -199,7 +197,7 @@ def balanced_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
         raise ConfigError(
             f"n={n} is fewer than the {len(classes)} classes; few-label settings need at least one image per class."
         )
-    generator = data.step_generator(seed, 0, stream=BALANCED_STREAM)
+    generator = data.step_generator(seed, 0, data.Stream.BALANCED_SAMPLE)
     order = torch.randperm(len(classes), generator=generator)
     classes, counts = classes[order], counts[order]
     quota = torch.zeros_like(counts)

@@ -111,7 +111,7 @@ def fit(encoder: nn.Module, images: torch.Tensor, normalization, cfg: TeacherTra
     """
     from tqdm.auto import tqdm
 
-    from .data import batch_indices, step_generator
+    from .data import Stream, batch_indices, step_generator
 
     acc = accelerator
     image_size = cfg.image_size or images.shape[-1]
@@ -133,7 +133,7 @@ def fit(encoder: nn.Module, images: torch.Tensor, normalization, cfg: TeacherTra
     for step in bar:
         indices = batch_indices(len(images), cfg.batch_size, step, cfg.seed)
         x = images[indices.chunk(acc.num_processes)[acc.process_index]].to(acc.device).float() / 255  # (b, C, R, R)
-        generator = step_generator(cfg.seed, step, stream=2 + acc.process_index)
+        generator = step_generator(cfg.seed, step, Stream.SSL_VIEWS + acc.process_index)
         views = torch.cat([augment(x, generator, image_size), augment(x, generator, image_size)])  # (2b, C, S, S)
         z1, z2 = model(normalization.normalize(views)).chunk(2)  # (b, D) each
         loss = barlow_twins_loss(z1, z2, cfg.lambda_offdiag)

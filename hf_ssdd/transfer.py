@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ConfigError, TransferConfig, check_output_dir
-from .data import Augmentation, Normalization, batch_indices, step_generator
+from .data import Augmentation, Normalization, Stream, batch_indices, step_generator
 from .targets import LabelledImages, balanced_subset, load_target_splits
 
 
@@ -89,7 +89,7 @@ def finetune(model, train: LabelledImages, normalization: Normalization, cfg: Tr
     for step in tqdm(range(cfg.max_steps), desc="finetune", disable=not acc.is_main_process, leave=False):
         local = torch.arange(batch_size).chunk(acc.num_processes)[acc.process_index]
         indices = batch_indices(n, batch_size, step, cfg.seed)[local]
-        views = Augmentation.sample(batch_size, cfg.crop_padding, cfg.flip, step_generator(cfg.seed, step, stream=5))
+        views = Augmentation.sample(batch_size, cfg.crop_padding, cfg.flip, step_generator(cfg.seed, step, Stream.FINETUNE_VIEWS))
         x = views[local].apply(normalization.normalize(train.images[indices].to(acc.device)))
         loss = F.cross_entropy(wrapped(pixel_values=x).logits, train.labels[indices].to(acc.device))
         acc.backward(loss)
