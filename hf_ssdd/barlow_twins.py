@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LUMA = (0.299, 0.587, 0.114)
+from .data import to_grey
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -139,6 +139,4 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> tor
 
 def _grey(x: torch.Tensor) -> torch.Tensor:
     """`(n, C, H, W)` -> luma `(n, 1, H, W)` (the image itself when C = 1)."""
-    if x.shape[1] == 1:
-        return x
-    return (x * torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return x if x.shape[1] == 1 else to_grey(x)

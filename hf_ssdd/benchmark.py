@@ -588,8 +588,3 @@ def plot(summary: dict, tables: list, cfg: BenchmarkConfig, archs: list[str], pa
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def benchmark(config: str | Path, overrides: dict | None = None) -> list[dict]:
-    """Run (or resume) the benchmark of a YAML config; returns every result row."""
-    return Benchmark(BenchmarkConfig.from_yaml(config, overrides)).run()

@@ -4,7 +4,7 @@
     OUTPUT_DIR/
     └── checkpoint-N/
         ├── state.safetensors   synthetic images and targets, Adam moments, every pool model and its SGD momentum
-        └── state.json          step, data position, pool step counts, scheduler, optimiser hyperparameters,
+        └── state.json          step, loss history, pool step counts, scheduler, optimiser hyperparameters,
                                 RNG state, resolved config
 
 A folder that is not complete (no `state.json`, unreadable tensors) is never renamed to `checkpoint-N`, and is

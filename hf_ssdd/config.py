@@ -118,7 +118,8 @@ class SourceConfig:
 
 @dataclass
 class DistillConfig(SourceConfig):
-    """KRR-ST distillation. Defaults are the paper's CIFAR-100 protocol (see DESIGN.md, section 1)."""
+    """KRR-ST distillation. Defaults are the paper's CIFAR-100 protocol: m = 1000, ConvNet-3 (128 wide), Adam at
+    1e-4 decaying linearly to 1e-7, real batch 1024, 160,000 outer steps, a pool of 10 learners reset every 1,000."""
 
     teacher: str | None = field(
         default=None,

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from .config import ConfigError
 
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G and B in grey
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_HUB_ID = "zalando-datasets/fashion_mnist"
 FASHION_MNIST_CLASSES = (
@@ -203,6 +204,12 @@ def _convert(images: torch.Tensor, channels: int, resolution: int) -> torch.Tens
     return images
 
 
+def to_grey(images: torch.Tensor) -> torch.Tensor:
+    """Float RGB `(N, 3, H, W)` -> luma `(N, 1, H, W)`."""
+    weights = torch.tensor(LUMA, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    return (images * weights).sum(1, keepdim=True)
+
+
 def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     """`(N, c, H, W)` -> `(N, channels, H, W)`: grey is repeated to RGB, RGB is averaged with luma weights to grey."""
     c = images.shape[1]
@@ -211,8 +218,7 @@ def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     if c == 1 and channels == 3:
         return images.expand(-1, 3, -1, -1)
     if c == 3 and channels == 1:
-        luma = torch.tensor([0.299, 0.587, 0.114], device=images.device).view(1, 3, 1, 1)
-        grey = (images.float() * luma).sum(1, keepdim=True)
+        grey = to_grey(images.float())
         return grey.round().clamp(0, 255).to(images.dtype) if images.dtype == torch.uint8 else grey
     raise ConfigError(f"cannot convert images with {c} channels to {channels}.")
 

@@ -349,14 +349,12 @@ class Distiller:
         }
         return {
             "step": self.step,
-            "data_position": self.step * self.cfg.batch_size,
             "synthetic": {"pixel_values": x_s, "targets": y_s},
             "optimizer": optimizer,
             "scheduler": self.scheduler.state_dict(),
             "pool": self.pool.state_dict(),
             "history": self.history,
             "rng": {"torch": torch.get_rng_state()},
-            "init_indices": self.init_indices,
             "config": dataclasses.asdict(self.cfg),
         }
 
