@@ -39,9 +39,10 @@ from .pool import ModelPool
 from .subsets import initial_indices
 from .tracking import finish_trackers, stage_accelerator, start_trackers
 
-# Where a run writes to: not a hyperparameter of the distilled set.
+# Where a run writes to and under which licence: not a hyperparameter of the distilled set.
 OUTPUT_FIELDS = {
     "output_dir", "overwrite_output_dir", "resume_from_checkpoint", "push_to_hub", "private", "teacher_cache_dir",
+    "license",
 }
 # Fields that may change between a run and its resumption; every other field must match the checkpoint's.
 RUN_FIELDS = OUTPUT_FIELDS | {
@@ -233,10 +234,12 @@ class Distiller:
                       (acc.process_index + 1) * len(indices) // acc.num_processes)
         x = self.normalization.normalize(self.images[indices[local]].to(acc.device))
         if self.teacher_cache is None:
-            views = Augmentation.sample(cfg.batch_size, cfg.crop_padding, cfg.flip, step_generator(cfg.seed, step, Stream.REAL_VIEWS))
+            generator = step_generator(cfg.seed, step, Stream.REAL_VIEWS)
+            views = Augmentation.sample(cfg.batch_size, cfg.crop_padding, cfg.flip, generator)
             x = views[local].apply(x)
             return x, self.teacher_targets(x)
-        view_ids = torch.randint(cfg.teacher_views, (cfg.batch_size,), generator=step_generator(cfg.seed, step, Stream.VIEW_CHOICE))
+        generator = step_generator(cfg.seed, step, Stream.VIEW_CHOICE)
+        view_ids = torch.randint(cfg.teacher_views, (cfg.batch_size,), generator=generator)
         views, y = self.teacher_cache.lookup(indices[local], view_ids[local])
         return views.apply(x), y.to(acc.device)
 
@@ -381,16 +384,19 @@ class Distiller:
         acc.wait_for_everyone()
 
     def result(self):
-        """The current synthetic set as a `DistilledSet` with its provenance."""
+        """The current synthetic set as a `DistilledSet` with its provenance; local folders are named, never located."""
         from . import __version__
-        from .distilled_set import DistilledSet
+        from .distilled_set import DistilledSet, describe_source, public_name
 
         cfg = self.cfg
+        source, source_license = describe_source(cfg.dataset, cfg.dataset_revision)
+        hyperparameters = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in OUTPUT_FIELDS}
         metadata = {
             "source": {
-                "id": cfg.dataset, "config": cfg.dataset_config, "revision": cfg.dataset_revision, "split": cfg.split,
-                "image_column": self.column, "num_images": len(self.images),
+                **source, "config": cfg.dataset_config, "split": cfg.split, "image_column": self.column,
+                "num_images": len(self.images),
             },
+            "license": {"id": cfg.license, "from": "`--license`"} if cfg.license else source_license,
             "teacher": self.teacher.describe(),
             "normalization": {"mean": list(self.normalization.mean), "std": list(self.normalization.std)},
             "resolution": self.resolution,
@@ -398,7 +404,8 @@ class Distiller:
             "num_synthetic": cfg.num_synthetic,
             "learner": {"arch": f"convnet{cfg.learner_depth}", "depth": cfg.learner_depth, "width": cfg.learner_width,
                         "norm": cfg.learner_norm, "pooling": cfg.learner_pooling},
-            "hyperparameters": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in OUTPUT_FIELDS},
+            "hyperparameters": {**hyperparameters, "dataset": public_name(cfg.dataset),
+                                "teacher": public_name(cfg.teacher)},
             "seed": cfg.seed,
             "steps": self.step,
             "initial_loss": self.history[0] if self.history else None,

@@ -71,7 +71,8 @@ class ModelPool:
         """Train member `i` for a random number of steps in `[1, U)` on `(x_s, y_s)`, for every `i`."""
         from tqdm.auto import tqdm
 
-        lengths = torch.randint(1, self.max_steps, (len(self),), generator=step_generator(self.seed, 0, Stream.POOL_WARM_UP))
+        generator = step_generator(self.seed, 0, Stream.POOL_WARM_UP)
+        lengths = torch.randint(1, self.max_steps, (len(self),), generator=generator)
         with tqdm(total=int(lengths.sum()), desc="pool warm-up", disable=not progress, leave=False) as bar:
             for i, length in enumerate(lengths.tolist()):
                 for _ in range(length):

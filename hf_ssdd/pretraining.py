@@ -79,7 +79,8 @@ def fit(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accelerator, t
         indices = batch_indices(m, batch_size, step, cfg.seed)[local]
         x = data.pixel_values[indices].to(acc.device)
         if cfg.crop_padding or cfg.flip:
-            views = Augmentation.sample(batch_size, cfg.crop_padding, cfg.flip, step_generator(cfg.seed, step, Stream.PRETRAIN_VIEWS))
+            generator = step_generator(cfg.seed, step, Stream.PRETRAIN_VIEWS)
+            views = Augmentation.sample(batch_size, cfg.crop_padding, cfg.flip, generator)
             x = views[local].apply(x)
         outputs = model(pixel_values=x).logits
         if teacher is not None:
@@ -173,7 +174,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
 def save_pretrained(model, output_dir, cfg: PretrainConfig, normalization, stats: dict, history: list[dict]) -> Path:
     """Write the model folder (see the module docstring) into a temporary sibling, then rename it into place."""
     from .model_card import pretrained_card
-    from .teacher_training import save_model_folder
+    from .model_folder import save_model_folder
 
     card = pretrained_card(model, cfg, stats)
     return save_model_folder(model, output_dir, stats["resolution"], normalization, cfg, "pretrain", history, card)

@@ -49,7 +49,10 @@ def teacher_fingerprint(teacher) -> str:
 
 def view_augmentations(num_images: int, num_views: int, padding: int, flip: bool, seed: int) -> Augmentation:
     """The fixed views: crop offsets `(V, N, 2)` and flips `(V, N)`; view `v` is drawn from `(seed, v)` alone."""
-    views = [Augmentation.sample(num_images, padding, flip, step_generator(seed, v, Stream.CACHED_VIEWS)) for v in range(num_views)]
+    views = [
+        Augmentation.sample(num_images, padding, flip, step_generator(seed, v, Stream.CACHED_VIEWS))
+        for v in range(num_views)
+    ]
     return Augmentation(torch.stack([a.offsets for a in views]), torch.stack([a.flips for a in views]), padding)
 
 

@@ -27,7 +27,6 @@ Output folder, written by the main process into a temporary sibling folder, then
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ import yaml
 from torch import nn
 
 from .barlow_twins import SSLAugmentation, barlow_twins_loss, projector
-from .config import ConfigError, TeacherTrainConfig, check_output_dir, save_config
+from .config import ConfigError, TeacherTrainConfig, check_output_dir
 from .data import FASHION_MNIST_HUB_ID
 
 HUB_DATASETS = {"fashion_mnist": FASHION_MNIST_HUB_ID}  # built-in sources -> their Hub ids for the card
@@ -207,50 +206,16 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def preprocessor_config(image_size: int, normalization) -> dict:
-    """The image processor that reproduces training's input: resize to `image_size`, scale to [0, 1], normalise."""
-    return {
-        "image_processor_type": "ViTImageProcessor",
-        "do_resize": True,
-        "size": {"height": image_size, "width": image_size},
-        "resample": 2,  # bilinear, as the views were resampled
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
-        "image_mean": list(normalization.mean),
-        "image_std": list(normalization.std),
-    }
-
-
 def save_teacher(encoder, output_dir, cfg: TeacherTrainConfig, normalization, stats: dict, history: list[dict]) -> Path:
     """Write the teacher folder (see the module docstring) atomically: into a temporary sibling, then one rename.
 
     `stats` holds num_images, resolution, channels, image_size, steps, final_loss, wall_time_s, num_processes and
     device, for the card. Main process only.
     """
+    from .model_folder import save_model_folder
+
     card = model_card(cfg, normalization, stats, encoder)
     return save_model_folder(encoder, output_dir, stats["image_size"], normalization, cfg, "teacher", history, card)
-
-
-def save_model_folder(model, output_dir, image_size: int, normalization, cfg, stage: str, history, card: str) -> Path:
-    """A transformers model folder, written atomically: weights and config, `preprocessor_config.json` (how to feed
-    it), `<stage>_config.yaml` (how it was trained), `train_log.json` and the card `README.md`. The trackers' logs
-    that training wrote to `output_dir/runs/` are kept."""
-    import shutil
-
-    from .atomic import write_folder
-
-    def fill(folder: Path) -> None:
-        if (Path(output_dir) / "runs").is_dir():
-            shutil.copytree(Path(output_dir) / "runs", folder / "runs")
-        model.save_pretrained(folder)
-        preprocessing = preprocessor_config(image_size, normalization)
-        (folder / "preprocessor_config.json").write_text(json.dumps(preprocessing, indent=2) + "\n")
-        save_config(cfg, folder / f"{stage}_config.yaml")
-        (folder / "train_log.json").write_text(json.dumps(history, indent=1) + "\n")
-        (folder / "README.md").write_text(card)
-
-    return write_folder(Path(output_dir), fill)
 
 
 def model_card(cfg: TeacherTrainConfig, normalization, stats: dict, encoder) -> str:

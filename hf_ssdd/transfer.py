@@ -89,7 +89,8 @@ def finetune(model, train: LabelledImages, normalization: Normalization, cfg: Tr
     for step in tqdm(range(cfg.max_steps), desc="finetune", disable=not acc.is_main_process, leave=False):
         local = torch.arange(batch_size).chunk(acc.num_processes)[acc.process_index]
         indices = batch_indices(n, batch_size, step, cfg.seed)[local]
-        views = Augmentation.sample(batch_size, cfg.crop_padding, cfg.flip, step_generator(cfg.seed, step, Stream.FINETUNE_VIEWS))
+        generator = step_generator(cfg.seed, step, Stream.FINETUNE_VIEWS)
+        views = Augmentation.sample(batch_size, cfg.crop_padding, cfg.flip, generator)
         x = views[local].apply(normalization.normalize(train.images[indices].to(acc.device)))
         loss = F.cross_entropy(wrapped(pixel_values=x).logits, train.labels[indices].to(acc.device))
         acc.backward(loss)

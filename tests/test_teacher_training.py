@@ -1,5 +1,4 @@
 import json
-import math
 
 import pytest
 import torch
@@ -10,7 +9,6 @@ from hf_ssdd.config import ConfigError, TeacherTrainConfig, check_output_dir, pa
 from hf_ssdd.data import Normalization
 from hf_ssdd.teacher_training import (
     build_encoder,
-    preprocessor_config,
     save_teacher,
     train_teacher,
     warmup_cosine,
@@ -187,13 +185,6 @@ def test_warmup_cosine_rises_linearly_then_decays_to_zero():
     assert factor(10) == 1.0 and factor(60) == pytest.approx(0.5) and factor(110) == pytest.approx(0.0)
     decay = [factor(s) for s in range(10, 111)]
     assert all(a >= b for a, b in zip(decay, decay[1:]))
-
-
-def test_preprocessor_config_reproduces_the_training_input():
-    config = preprocessor_config(56, Normalization((0.25, 0.5, 0.75), (0.1, 0.2, 0.3)))
-    assert config["size"] == {"height": 56, "width": 56}
-    assert config["image_mean"] == [0.25, 0.5, 0.75] and config["image_std"] == [0.1, 0.2, 0.3]
-    assert config["do_rescale"] and math.isclose(config["rescale_factor"], 1 / 255) and config["do_normalize"]
 
 
 @pytest.mark.parametrize(

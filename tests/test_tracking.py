@@ -74,5 +74,6 @@ def test_auto_is_tensorboard_when_installed_and_none_is_nothing():
     assert trackers("auto") == ["tensorboard"]  # the test extras install tensorboard
     assert trackers("none") == []
     assert trackers("tensorboard") == ["tensorboard"]
-    with pytest.raises(ConfigError, match="wandb is not an installed tracker; choose from auto, none, all, tensorboard"):
+    expected = "wandb is not an installed tracker; choose from auto, none, all, tensorboard"
+    with pytest.raises(ConfigError, match=expected):
         trackers("tensorboard,wandb")

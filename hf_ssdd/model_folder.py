@@ -1,0 +1,53 @@
+"""One writer for every model folder hf-ssdd produces (a teacher, a pre-trained learner): what
+`AutoModel.from_pretrained` loads, what feeds it, and how it was trained.
+
+    OUTPUT_DIR/
+        config.json, model.safetensors    # save_pretrained
+        preprocessor_config.json          # size and normalisation of the training input (ViTImageProcessor format)
+        <stage>_config.yaml               # the resolved config (`--config` loads it again)
+        train_log.json                    # the logged losses
+        README.md                         # the model card
+        runs/                             # tracker logs, when the stage wrote them
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from .atomic import write_folder
+from .config import save_config
+
+
+def preprocessor_config(image_size: int, normalization) -> dict:
+    """The image processor that reproduces training's input: resize to `image_size`, scale to [0, 1], normalise."""
+    return {
+        "image_processor_type": "ViTImageProcessor",
+        "do_resize": True,
+        "size": {"height": image_size, "width": image_size},
+        "resample": 2,  # bilinear, as the views were resampled
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": list(normalization.mean),
+        "image_std": list(normalization.std),
+    }
+
+
+def save_model_folder(model, output_dir, image_size: int, normalization, cfg, stage: str, history, card: str) -> Path:
+    """A transformers model folder, written atomically: weights and config, `preprocessor_config.json` (how to feed
+    it), `<stage>_config.yaml` (how it was trained), `train_log.json` and the card `README.md`. The trackers' logs
+    that training wrote to `output_dir/runs/` are kept."""
+
+    def fill(folder: Path) -> None:
+        if (Path(output_dir) / "runs").is_dir():
+            shutil.copytree(Path(output_dir) / "runs", folder / "runs")
+        model.save_pretrained(folder)
+        preprocessing = preprocessor_config(image_size, normalization)
+        (folder / "preprocessor_config.json").write_text(json.dumps(preprocessing, indent=2) + "\n")
+        save_config(cfg, folder / f"{stage}_config.yaml")
+        (folder / "train_log.json").write_text(json.dumps(history, indent=1) + "\n")
+        (folder / "README.md").write_text(card)
+
+    return write_folder(Path(output_dir), fill)
