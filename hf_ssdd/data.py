@@ -22,6 +22,7 @@ from .config import ConfigError
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G and B in grey
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_HUB_ID = "zalando-datasets/fashion_mnist"
+FASHION_MNIST_LICENSE = "mit"  # as the card of FASHION_MNIST_HUB_ID gives it
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )

@@ -8,12 +8,16 @@ which the loader never reads because the card's `configs` point it at `data/` on
     ├── data/train-<fingerprint>.parquet   # columns image (uint8), pixel_values (C, H, W), target (d,)
     ├── README.md                          # the card: YAML metadata (configs, features, provenance) and prose
     ├── preview.png                        # grid of the synthetic images
-    └── distill_config.yaml                # the resolved config of the run
+    └── distill_config.yaml                # the resolved config of the run (this machine's paths): never uploaded
 
 `datasets.load_dataset(output_dir, split="train")` gives `pixel_values` and `target` back bit for bit;
 `DistilledSet.load` also reads the normalisation and the provenance back from the card. The data file is named after
 a hash of its content, and the card's `configs` name that file: `datasets` caches a local folder under a hash of its
 card alone, so a set saved anew into the same folder must change the card, or the old rows would be served.
+
+The card names every input so that a reader elsewhere can find it, and never by a path on this machine: a Hub dataset
+or teacher by id and commit, a built-in source by name and Hub id, a local folder by its name (a teacher's also by the
+sha256 of its weights). Its licence is the source's (or `--license`), and once pushed its snippets name the repo.
 """
 
 from __future__ import annotations
@@ -26,14 +30,17 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 
 from .atomic import write_file
-from .config import ConfigError, save_config
-from .data import Normalization
+from .config import HUB_LICENSES, ConfigError, save_config
+from .data import BUILTIN_SOURCES, FASHION_MNIST_HUB_ID, FASHION_MNIST_LICENSE, Normalization
 
 TAGS = ("dataset-distillation", "self-supervised", "hf-ssdd")
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
-SNIPPET_PLACEHOLDER = "<repo_id or folder>"
+SNIPPET_PLACEHOLDER = "<repo_id or folder>"  # in the usage snippets of a set not pushed yet
+CONFIG_FILE = "distill_config.yaml"
+BUILTIN_HUB_COPIES = {"fashion_mnist": (FASHION_MNIST_HUB_ID, FASHION_MNIST_LICENSE)}  # built-in -> (Hub id, licence)
 LEARNER_KEYS = ("depth", "width", "norm", "pooling")  # ConvNet arguments recorded in metadata["learner"]
 
 
@@ -107,7 +114,7 @@ class DistilledSet:
         write_file(data_file, lambda path: self.to_dataset().to_parquet(str(path)))
         write_file(output_dir / "preview.png", self.save_preview)
         if config is not None:
-            write_file(output_dir / "distill_config.yaml", lambda path: save_config(config, path))
+            write_file(output_dir / CONFIG_FILE, lambda path: save_config(config, path))
         write_file(output_dir / "README.md", lambda path: path.write_text(render_card(self)))
         for stale in data_file.parent.glob("train-*.parquet"):  # an earlier set's data, no longer in the card
             if stale != data_file:
@@ -115,8 +122,12 @@ class DistilledSet:
         return output_dir
 
     @classmethod
-    def load(cls, path_or_repo_id: str | Path, revision: str | None = None, split: str = "train") -> "DistilledSet":
-        """Read a set written by `save` (or pushed to the Hub) back: tensors from the data, the rest from the card."""
+    def load(cls, path_or_repo_id: str | Path, revision: str | None = None, split: str = "train") -> DistilledSet:
+        """Read a set written by `save` (or pushed to the Hub) back: tensors from the data, the rest from the card.
+
+        A set read from the folder it was made in also gets the `id` of its local source and teacher back (their paths
+        on this machine, from its distill_config.yaml), so that they can be loaded again, e.g. by the benchmark.
+        """
         import datasets
 
         try:
@@ -134,8 +145,9 @@ class DistilledSet:
                 f"{', '.join(ds.column_names)}); give a distilled set saved by hf-ssdd."
             )
         card = _card_block(path_or_repo_id, revision)
+        metadata = _with_local_paths(card["metadata"], Path(path_or_repo_id) / CONFIG_FILE)
         data = ds.with_format("torch", columns=["pixel_values", "target"])[:]
-        return cls(data["pixel_values"], data["target"], tuple(card["mean"]), tuple(card["std"]), card["metadata"])
+        return cls(data["pixel_values"], data["target"], tuple(card["mean"]), tuple(card["std"]), metadata)
 
     def save_preview(self, path: str | Path, max_images: int = 100) -> None:
         """Save the first `max_images` images as one PNG grid, each tile upscaled so small images are visible."""
@@ -185,6 +197,21 @@ def add_benchmark_results(folder: str | Path, results_dir: str | Path) -> Path:
     return folder / "README.md"
 
 
+def set_repo_id(folder: str | Path, repo_id: str) -> None:
+    """Name `repo_id` in the card of the set in `folder` (its usage snippets; its metadata, so later renderings keep
+    it), before that folder is pushed there: the local card and the Hub's then agree. A folder whose card has no
+    hf_ssdd block (not a distilled set) is left as it is."""
+    from huggingface_hub import DatasetCard
+
+    folder = Path(folder)
+    card = folder / "README.md"
+    if not card.is_file() or DatasetCard.load(card).data.get("hf_ssdd") is None:
+        return
+    distilled = DistilledSet.load(folder)
+    distilled.metadata["repo_id"] = repo_id
+    write_file(card, lambda path: path.write_text(render_card(distilled)))
+
+
 def _results_section(results: list[dict]) -> str:
     """Markdown table of `metadata["transfer_results"]`: one row per method, one column per (table, column)."""
     if not results:
@@ -228,8 +255,114 @@ def _card_block(path_or_repo_id: str | Path, revision: str | None) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The card
+# Provenance: what the card says about the inputs, readable on any machine
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+def public_name(name_or_path: str | None) -> str | None:
+    """A local path by its folder's name, anything else (a Hub id, a built-in name) as it is: a path means nothing on
+    another machine and may name the user."""
+    if name_or_path is None or not Path(name_or_path).exists():
+        return name_or_path
+    return Path(name_or_path).resolve().name
+
+
+def describe_source(dataset: str, revision: str | None = None) -> tuple[dict, dict | None]:
+    """Where a reader finds the source dataset, and the licence its own card gives (`{"id", "from"}`, or None).
+
+    A Hub dataset: `id` (= `hub_id`) and the commit its card was read at. A built-in: its name, and the Hub id and
+    licence of its Hub copy where it has one. A local folder: its name only, and the licence of its README.md card or
+    of `datasets`' dataset_info.json (when that is a Hub licence id).
+    """
+    if dataset in BUILTIN_SOURCES:  # the order of `load_source`: a built-in name, a local folder, a Hub id
+        hub_id, license = BUILTIN_HUB_COPIES.get(dataset, (None, None))
+        found = {"id": license, "from": f"the card of `{hub_id}`"} if license else None
+        return {"id": dataset, "hub_id": hub_id, "revision": revision}, found
+    if Path(dataset).exists():
+        return {"folder": Path(dataset).resolve().name}, _local_license(Path(dataset))
+    card, commit = _hub_card(dataset, revision)
+    source = {"id": dataset, "hub_id": dataset, "revision": commit or revision}
+    return source, _card_license(card, f"the card of `{dataset}`")
+
+
+def _hub_card(repo_id: str, revision: str | None):
+    """The card metadata of a Hub dataset and the commit it was read at: the name of its snapshot folder in the Hub
+    cache. `(None, None)` when neither the Hub nor the cache has it: the set is still saved, its licence unknown."""
+    from huggingface_hub import DatasetCard, hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        path = Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision))
+    except HfHubHTTPError.__bases__:  # the HTTP client's errors and OSError: no network, no such repo or file
+        return None, None
+    return DatasetCard.load(path).data, path.parent.name
+
+
+def _card_license(card_data, where: str) -> dict | None:
+    """`{"id", "from"}` (and `name`, `link` for `license: other`) from a card's metadata, None when it gives none."""
+    license = card_data.get("license") if card_data is not None else None
+    if not license or license == "unknown":
+        return None
+    found = {"id": license, "from": where}
+    for key in ("name", "link"):
+        if card_data.get(f"license_{key}"):
+            found[key] = card_data.get(f"license_{key}")
+    return found
+
+
+def _local_license(folder: Path) -> dict | None:
+    """The licence of a local dataset folder: its README.md card's, else `datasets`' dataset_info.json's (of the
+    folder or of a split in it, as `save_to_disk` writes them) when that text is a Hub licence id."""
+    from datasets import DatasetInfo
+    from huggingface_hub import DatasetCard
+
+    name = folder.resolve().name
+    if (folder / "README.md").is_file():
+        found = _card_license(DatasetCard.load(folder / "README.md").data, f"the card of the local folder `{name}`")
+        if found:
+            return found
+    for info in sorted(folder.glob("dataset_info.json")) + sorted(folder.glob("*/dataset_info.json")):
+        license = (DatasetInfo.from_directory(str(info.parent)).license or "").strip().lower()
+        if license in HUB_LICENSES and license != "unknown":
+            return {"id": license, "from": f"the dataset_info.json of the local folder `{name}`"}
+    return None
+
+
+def _with_local_paths(metadata: dict, config_file: Path) -> dict:
+    """`metadata` with `id` set, for a local source and teacher, to the path the run was given (its config file
+    beside the card): on the machine that made the set they can be loaded again. The card never shows it (`_public`)."""
+    if not config_file.is_file():
+        return metadata
+    run = yaml.safe_load(config_file.read_text()) or {}
+    for key, option in (("source", "dataset"), ("teacher", "teacher")):
+        entry = metadata.get(key) or {}
+        if "folder" in entry and run.get(option):
+            entry["id"] = run[option]
+    return metadata
+
+
+def _public(metadata: dict) -> dict:
+    """A copy of `metadata` for the card: plain lists and dicts (safe YAML), and a local source or teacher by folder
+    name only, without the path `_with_local_paths` may have put in."""
+    public = json.loads(json.dumps(metadata))
+    for key in ("source", "teacher"):
+        if "folder" in (public.get(key) or {}):
+            public[key].pop("id", None)
+    return public
+
+
+def where(entry: dict) -> str | None:
+    """How a reader finds an input (`metadata["source"]` or `["teacher"]`), in Markdown, e.g. "`org/name`, revision
+    `abc`", "`fashion_mnist` (on the Hub: `zalando-datasets/fashion_mnist`)" or "local folder `vit`, `model.safetensors`
+    sha256 `…`"; None when nothing is recorded."""
+    if "folder" in entry:
+        hashes = "".join(f", `{name}` sha256 `{digest}`" for name, digest in (entry.get("sha256") or {}).items())
+        return f"local folder `{entry['folder']}`{hashes}"
+    if not entry.get("id"):
+        return None
+    hub = entry.get("hub_id")
+    text = f"`{entry['id']}`" + (f" (on the Hub: `{hub}`)" if hub and hub != entry["id"] else "")
+    return text + (f", revision `{entry['revision']}`" if entry.get("revision") else "")
 
 
 def render_card(distilled: DistilledSet) -> str:
@@ -244,8 +377,12 @@ def _card_data(distilled: DistilledSet):
     from huggingface_hub import DatasetCardData
 
     m = len(distilled.pixel_values)
+    license, hub_id = distilled.metadata.get("license") or {}, distilled.metadata.get("source", {}).get("hub_id")
     data = DatasetCardData(
-        license="unknown",  # the source dataset's licence applies; set it before publishing
+        license=license.get("id", "unknown"),  # the source's licence applies to images derived from it
+        license_name=license.get("name"),  # with license: other, as the source's card names it
+        license_link=license.get("link"),
+        source_datasets=[hub_id] if hub_id else None,
         pretty_name=_title(distilled),
         tags=list(TAGS),
         task_categories=["image-feature-extraction"],
@@ -254,7 +391,7 @@ def _card_data(distilled: DistilledSet):
         hf_ssdd={
             "mean": [float(v) for v in distilled.mean],
             "std": [float(v) for v in distilled.std],
-            "metadata": json.loads(json.dumps(distilled.metadata)),  # plain lists and dicts: safe YAML
+            "metadata": _public(distilled.metadata),
         },
     )
     info = DatasetInfo(features=distilled._features(), splits=SplitDict({"train": SplitInfo("train", num_examples=m)}))
@@ -262,13 +399,29 @@ def _card_data(distilled: DistilledSet):
     return data
 
 
+def _licence_section(license: dict | None) -> str:
+    """The licence in words: which and where it came from, or that it is unknown and how to set it."""
+    derived = "The synthetic images are derived from the source dataset, so its terms apply to them."
+    if not license:
+        return (
+            "**The licence is unknown**: none was found for the source dataset (no card of it gives one) and none was "
+            f"set with `--license`. {derived} Find its licence and set the `license` field of this card to its Hub "
+            "licence id (https://huggingface.co/docs/hub/repositories-licenses), or distil again with `--license <id>`."
+        )
+    ids = ", ".join(f"`{i}`" for i in (license["id"] if isinstance(license["id"], list) else [license["id"]]))
+    details = [license[key] for key in ("name", "link") if license.get(key)]
+    named = f" ({', '.join(details)})" if details else ""
+    return f"Licence: {ids}{named}, from {license['from']}. {derived}"
+
+
 def _size_category(m: int) -> str:
     return next((name for bound, name in SIZE_CATEGORIES if m < bound), "n>1M")
 
 
 def _title(distilled: DistilledSet) -> str:
-    source = distilled.metadata.get("source", {}).get("id")
-    return f"{source or 'Distilled set'}: {len(distilled.pixel_values)} synthetic images (KRR-ST)"
+    source = distilled.metadata.get("source", {})
+    name = source.get("folder") or source.get("id") or "Distilled set"
+    return f"{name}: {len(distilled.pixel_values)} synthetic images (KRR-ST)"
 
 
 def _describe(values: dict, templates: dict[str, str]) -> str:
@@ -290,14 +443,14 @@ def _card_text(distilled: DistilledSet) -> str:
     wall_time = md.get("wall_time_s")
     provenance = {
         "Source dataset": _describe(
-            source,
-            {"id": "`{}`", "config": "config `{}`", "revision": "revision `{}`", "split": "split `{}`",
-             "image_column": "column `{}`", "num_images": "{} images"},
+            {**source, "where": where(source)},
+            {"where": "{}", "config": "config `{}`", "split": "split `{}`", "image_column": "column `{}`",
+             "num_images": "{} images"},
         ),
         "Teacher": _describe(
-            teacher,
-            {"id": "`{}`", "revision": "revision `{}`", "model_type": "type `{}`", "pooling": "pooling `{}`",
-             "dim": "{}-d", "image_size": "sees {} px"},
+            {**teacher, "where": where(teacher)},
+            {"where": "{}", "model_type": "type `{}`", "pooling": "pooling `{}`", "dim": "{}-d",
+             "image_size": "sees {} px"},
         ),
         "Normalisation": f"mean `{list(distilled.mean)}`, std `{list(distilled.std)}`",
         "Synthetic set": f"m = {m} images of {c} × {h} × {w}, targets of dimension {d}",
@@ -311,6 +464,7 @@ def _card_text(distilled: DistilledSet) -> str:
     provenance_rows = "\n".join(f"| {name} | {value} |" for name, value in provenance.items())
     hyperparameter_rows = "\n".join(f"| `{name}` | `{value}` |" for name, value in hyperparameters.items())
     learner_args = "".join(f", {key}={learner[key]!r}" for key in LEARNER_KEYS if key in learner)
+    repo = md.get("repo_id") or SNIPPET_PLACEHOLDER
     return f"""# {_title(distilled)}
 
 A **self-supervised distilled set**: {m} synthetic images, each with a learned {d}-dimensional target, made with
@@ -336,14 +490,14 @@ used.
 import torch
 from datasets import load_dataset
 
-data = load_dataset("{SNIPPET_PLACEHOLDER}", split="train").with_format("torch")[:]
+data = load_dataset("{repo}", split="train").with_format("torch")[:]
 x, y = data["pixel_values"], data["target"]  # ({m}, {c}, {h}, {w}), ({m}, {d}) float32
 ```
 
 Pre-train a learner on it and fine-tune it on a labelled task with hf-ssdd:
 
 ```bash
-hf-ssdd pretrain --distilled {SNIPPET_PLACEHOLDER} --output_dir pretrained
+hf-ssdd pretrain --distilled {repo} --output_dir pretrained
 hf-ssdd transfer --pretrained pretrained --target <dataset> --output_dir transfer
 ```
 
@@ -378,8 +532,7 @@ for epoch in range(1000):
 
 ## Licence
 
-The synthetic images are derived from the source dataset: its licence applies (the `license` field above is a
-placeholder until you set it).
+{_licence_section(md.get("license"))}
 
 ## Citation
 

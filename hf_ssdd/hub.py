@@ -1,7 +1,9 @@
 """Upload a saved folder (a distilled set, a teacher) to the Hub in one commit, leaving training leftovers behind.
 
-The token comes from huggingface_hub's usual places (`HF_TOKEN`, `hf auth login`) unless one is given. A failed
-upload never touches the local folder, and its error says how to retry.
+The token comes from huggingface_hub's usual places (`HF_TOKEN`, `hf auth login`) unless one is given. A distilled
+set's card is first rewritten to name the repo in its usage snippets, so the local card and the pushed one agree;
+its distill_config.yaml (this machine's paths) stays behind, the card carries the hyperparameters. A failed upload
+loses nothing locally, and its error says how to retry.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from pathlib import Path
 
 from .config import ConfigError
 
-IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/**", "runs/**", "*.tmp")  # checkpoints, logs, half-written files
-DELETE_PATTERNS = ("data/train-*.parquet",)  # a set pushed again replaces the data the repo held before
+# checkpoints, logs, half-written files, and the run's config with this machine's paths
+IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/**", "runs/**", "*.tmp", "distill_config.yaml")
+# a set pushed again replaces the data the repo held before (and a config an earlier version uploaded)
+DELETE_PATTERNS = ("data/train-*.parquet", "distill_config.yaml")
 
 
 class PushError(RuntimeError):
@@ -35,6 +39,10 @@ def push_to_hub(
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"folder {str(folder)!r} does not exist; save the result there first, then push it.")
+    if repo_type == "dataset":
+        from .distilled_set import set_repo_id
+
+        set_repo_id(folder, repo_id)
     api = HfApi(token=token)
     try:
         url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)

@@ -19,21 +19,27 @@ def pretrained_card(model, cfg, stats: dict) -> str:
     """README.md of a model written by `pretrain`: metadata naming the distilled set, then prose.
 
     `stats` holds steps, final_loss, wall_time_s, num_images, resolution, distilled_metadata and, optionally, the
-    `objective` in words (the benchmark's baselines are not all trained on a distilled set).
+    `objective` in words (the benchmark's baselines are not all trained on a distilled set). Inputs are named as the
+    distilled set's card names them (`distilled_set.where`): by Hub id, or a local folder by its name, never its path.
     """
     from huggingface_hub import ModelCard, ModelCardData
 
     from . import __version__
+    from .distilled_set import public_name, where
+    from .teachers import teacher_provenance
 
-    source = (stats.get("distilled_metadata") or {}).get("source", {})
+    distilled_metadata = stats.get("distilled_metadata") or {}
+    source = distilled_metadata.get("source", {})
+    hub_id = distilled_metadata.get("repo_id") or (cfg.distilled if _is_hub_id(cfg.distilled) else None)
+    distilled = hub_id or public_name(cfg.distilled)
     data = ModelCardData(
         library_name="transformers",
         pipeline_tag="image-classification",
         tags=["hf-ssdd", "dataset-distillation", "krr-st", model.config.model_type],
-        datasets=[cfg.distilled] if _is_hub_id(cfg.distilled) else None,
+        datasets=[hub_id] if hub_id else None,
     )
     how = stats.get("objective") or (
-        f"knowledge distillation from `{cfg.teacher}` on the distilled images" if cfg.teacher
+        f"knowledge distillation from {where(teacher_provenance(cfg.teacher))} on the distilled images" if cfg.teacher
         else "regression (MSE) of the distilled set's target representations"
     )
     params = sum(p.numel() for p in model.parameters())
@@ -49,8 +55,8 @@ A `{model.config.model_type}` network ({params / 1e6:.2f} M parameters): {how}.
 
 | | |
 |---|---|
-| distilled set | `{cfg.distilled}` ({stats['num_images']} images, {stats['resolution']}x{stats['resolution']}) |
-| source of the distilled set | `{source.get('id', 'unknown')}` (split `{source.get('split', '?')}`) |
+| distilled set | `{distilled}` ({stats['num_images']} images, {stats['resolution']}x{stats['resolution']}) |
+| source of the distilled set | {where(source) or 'unknown'} (split `{source.get('split', '?')}`) |
 | optimiser | {optimiser}, batch {cfg.batch_size} |
 | training | {training}, {stats['wall_time_s']:.0f} s |
 | seed | {cfg.seed} |

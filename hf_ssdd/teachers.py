@@ -11,9 +11,12 @@ its output into one vector per image in the way its model family is meant to be 
 
 from __future__ import annotations
 
+import hashlib
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -173,10 +176,9 @@ class Teacher(nn.Module):
         return vectors.float()
 
     def describe(self) -> dict:
-        """Provenance of the targets, for dataset cards."""
+        """Provenance of the targets, for dataset cards: where the teacher is (`teacher_provenance`), how it is read."""
         return {
-            "id": self.name_or_path,
-            "revision": self.revision,
+            **teacher_provenance(self.name_or_path, self.revision),
             "pooling": self.pooling,
             "dim": self.dim,
             "image_size": self.image_size,
@@ -184,6 +186,41 @@ class Teacher(nn.Module):
             "std": list(self.std),
             "model_type": self.model_type,
         }
+
+
+WEIGHT_FILES = ("*.safetensors", "*.bin")  # what `save_pretrained` writes the weights to
+
+
+def teacher_provenance(name_or_path: str, revision: str | None = None) -> dict:
+    """Where a reader can find a teacher: a Hub model by `id` and the commit (`revision`) its files were read from; a
+    local folder by its name and the sha256 of each weight file (what `sha256sum` prints, and what the Hub shows once
+    the folder is uploaded), never by its path, which means nothing on another machine and may name the user."""
+    folder = Path(name_or_path)
+    if folder.is_dir():
+        weights = sorted(path for pattern in WEIGHT_FILES for path in folder.glob(pattern))
+        return {"folder": folder.resolve().name, "sha256": {path.name: _sha256(path) for path in weights}}
+    return {"id": name_or_path, "revision": _hub_commit(name_or_path, revision) or revision}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _hub_commit(repo_id: str, revision: str | None) -> str | None:
+    """The commit a Hub model's files come from at `revision`: the name of their snapshot folder in the Hub cache
+    (None when the Hub and the cache cannot tell, e.g. offline with nothing cached)."""
+    from transformers.utils import cached_file
+
+    try:
+        path = cached_file(repo_id, "config.json", revision=revision, _raise_exceptions_for_missing_entries=False)
+    except OSError:
+        return None
+    commit = Path(path).parent.name if path else ""
+    return commit if re.fullmatch(r"[0-9a-f]{40}", commit) else None
 
 
 def _load_error(name_or_path: str, err: OSError | ValueError) -> ConfigError:

@@ -3,16 +3,19 @@
 from unittest import mock
 
 import pytest
+import torch
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import filter_repo_objects
 
 from hf_ssdd.config import ConfigError
+from hf_ssdd.distilled_set import SNIPPET_PLACEHOLDER, DistilledSet
 from hf_ssdd.hub import PushError, push_to_hub
 
 URL = "https://huggingface.co/datasets/me/fmnist-distilled"
-UPLOADED = {"README.md", "preview.png", "distill_config.yaml", "data/train-0123456789abcdef.parquet"}
+UPLOADED = {"README.md", "preview.png", "data/train-0123456789abcdef.parquet"}
 LEFT_BEHIND = {"checkpoint-5/model.safetensors", "checkpoint-5/trainer_state.json", "checkpoint-10/rng.json",
-               "runs/events.out.tfevents.1.host", "data/train-0123456789abcdef.parquet.tmp"}
+               "runs/events.out.tfevents.1.host", "data/train-0123456789abcdef.parquet.tmp",
+               "distill_config.yaml"}  # the run's config holds this machine's paths; the card has the hyperparameters
 
 
 @pytest.fixture
@@ -49,9 +52,9 @@ def test_push_uploads_the_dataset_but_not_checkpoints_logs_or_temporary_files(fo
     upload = hf_api.return_value.upload_folder.call_args.kwargs
     files = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
     assert set(filter_repo_objects(files, ignore_patterns=upload["ignore_patterns"])) == UPLOADED
-    old_data = ["data/train-fedcba9876543210.parquet", "README.md"]
-    assert list(filter_repo_objects(old_data, allow_patterns=upload["delete_patterns"])) == old_data[:1], \
-        "the data of a set pushed before is replaced, not kept beside the new one"
+    old_files = ["data/train-fedcba9876543210.parquet", "distill_config.yaml", "README.md"]
+    assert list(filter_repo_objects(old_files, allow_patterns=upload["delete_patterns"])) == old_files[:2], \
+        "the data (and config) of a set pushed before is replaced, not kept beside the new one"
 
 
 def test_push_of_a_teacher_uses_a_model_repo_and_the_default_token(folder, hf_api):
@@ -96,3 +99,33 @@ def test_push_of_a_missing_folder_is_a_config_error(tmp_path, hf_api):
     with pytest.raises(ConfigError, match="does not exist"):
         push_to_hub(tmp_path / "nowhere", "me/fmnist-distilled")
     hf_api.return_value.create_repo.assert_not_called()
+
+
+@pytest.fixture
+def distilled_folder(tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
+    distilled = DistilledSet(torch.randn(4, 1, 8, 8), torch.randn(4, 3), (0.5,), (0.25,), {"seed": 3})
+    return distilled.save(tmp_path / "distilled")
+
+
+def test_push_of_a_set_names_the_repo_in_the_card_it_uploads(distilled_folder, hf_api):
+    uploaded = {}
+    hf_api.return_value.upload_folder.side_effect = lambda **kwargs: uploaded.setdefault(
+        "card", (kwargs["folder_path"] / "README.md").read_text()
+    )
+    assert SNIPPET_PLACEHOLDER in (distilled_folder / "README.md").read_text()
+
+    push_to_hub(distilled_folder, "me/fmnist-distilled")
+
+    assert 'load_dataset("me/fmnist-distilled", split="train")' in uploaded["card"]
+    assert SNIPPET_PLACEHOLDER not in uploaded["card"]
+    assert (distilled_folder / "README.md").read_text() == uploaded["card"], "the local card and the Hub's agree"
+    assert DistilledSet.load(distilled_folder).metadata == {"seed": 3, "repo_id": "me/fmnist-distilled"}
+
+
+def test_push_of_a_model_leaves_its_card_as_it_is(folder, hf_api):
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n# A teacher\n")
+    push_to_hub(folder, "me/barlow-twins", repo_type="model")
+    assert (folder / "README.md").read_text() == "---\nlicense: mit\n---\n# A teacher\n"

@@ -1,6 +1,7 @@
 """Pre-training on a distilled set: the learner regresses the targets, and is saved as a Hub model with a card."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,7 +30,8 @@ def test_pretrain_fits_the_targets_and_saves_an_auto_model(tiny_distilled, tmp_p
         fitted = torch.nn.functional.mse_loss(model(pixel_values=distilled.pixel_values).logits, distilled.targets)
     assert fitted < 0.01 * distilled.targets.pow(2).mean(), "in eval mode too, the head reproduces the targets"
     card = (out / "README.md").read_text()
-    assert "hf_ssdd_learner" in card and tiny_distilled in card
+    assert "hf_ssdd_learner" in card and f"`{Path(tiny_distilled).name}`" in card
+    assert str(Path(tiny_distilled).parent) not in card, "a local folder is named, never located"
     preprocessing = json.loads((out / "preprocessor_config.json").read_text())
     assert preprocessing["image_mean"] == pytest.approx(list(distilled.mean))
 

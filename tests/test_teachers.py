@@ -12,7 +12,7 @@ from PIL import Image
 from torch import nn
 
 from hf_ssdd.config import ConfigError
-from hf_ssdd.teachers import Teacher
+from hf_ssdd.teachers import Teacher, teacher_provenance
 
 IMAGENET = {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
 CLIP = {"image_mean": [0.481, 0.458, 0.408], "image_std": [0.269, 0.261, 0.276]}
@@ -186,7 +186,7 @@ def test_reads_pooling_size_and_normalisation_per_family(teachers, family):
     assert (teacher.pooling, teacher.dim, teacher.image_size) == (pooling, dim, side)
     assert teacher.mean == pytest.approx(mean) and teacher.std == pytest.approx(std)
     assert teacher.describe() == {
-        "id": teacher.name_or_path, "revision": None, "pooling": pooling, "dim": dim, "image_size": side,
+        **teacher_provenance(teacher.name_or_path), "pooling": pooling, "dim": dim, "image_size": side,
         "mean": list(teacher.mean), "std": list(teacher.std), "model_type": config.model_type,
     }
 
