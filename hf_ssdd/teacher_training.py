@@ -221,8 +221,9 @@ def save_teacher(encoder, output_dir, cfg: TeacherTrainConfig, normalization, st
 def model_card(cfg: TeacherTrainConfig, normalization, stats: dict, encoder) -> str:
     """README.md: Hub metadata, then how the teacher was trained and how to load and use it."""
     from . import __version__
+    from .distilled_set import public_name
 
-    dataset = HUB_DATASETS.get(cfg.dataset, cfg.dataset)
+    dataset = HUB_DATASETS.get(cfg.dataset, public_name(cfg.dataset))
     metadata = {
         "library_name": "transformers",
         "pipeline_tag": "image-feature-extraction",
@@ -234,8 +235,9 @@ def model_card(cfg: TeacherTrainConfig, normalization, stats: dict, encoder) -> 
     epochs = s["steps"] * cfg.batch_size / s["num_images"]
     mean = [round(v, 4) for v in normalization.mean]
     std = [round(v, 4) for v in normalization.std]
-    hyperparameters = "\n".join(f"| `{k}` | `{v}` |" for k, v in dataclasses.asdict(cfg).items())
-    name = cfg.push_to_hub or str(Path(cfg.output_dir).resolve())
+    values = {k: public_name(v) if isinstance(v, str) else v for k, v in dataclasses.asdict(cfg).items()}
+    hyperparameters = "\n".join(f"| `{k}` | `{v}` |" for k, v in values.items())
+    name = cfg.push_to_hub or public_name(cfg.output_dir)
     return f"""---
 {yaml.safe_dump(metadata, sort_keys=False).strip()}
 ---
@@ -285,6 +287,6 @@ features = model(pixel_values=(x - mean) / std).pooler_output.flatten(1)  # (n, 
 `preprocessor_config.json` holds the same size and normalisation. As the teacher of a distillation:
 
 ```bash
-hf-ssdd distill --teacher {name} --dataset {cfg.dataset} --output_dir distilled
+hf-ssdd distill --teacher {name} --dataset {values["dataset"]} --output_dir distilled
 ```
 """

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -70,6 +71,8 @@ def test_train_teacher_writes_a_hub_model_that_automodel_loads(source, tmp_path)
     assert {"self-supervised", "barlow-twins", "hf-ssdd"} <= set(card.data.tags)
     assert card.data.library_name == "transformers"
     assert "Barlow Twins" in card.text and f"{log[-1]['loss']:.2f}" in card.text and "30 steps" in card.text
+    assert str(tmp_path.parent.parent) not in card.content, "the card names local folders, never a path of this machine"
+    assert f"--teacher {out.name} --dataset {Path(path).name}" in card.text
 
     saved = parse_config(TeacherTrainConfig, ["--config", str(out / "teacher_config.yaml")])
     assert saved == cfg
