@@ -61,7 +61,23 @@ class CommandParser(argparse.ArgumentParser):
 
 class ConfigParser(CommandParser, HfArgumentParser):
     """`HfArgumentParser` (one option per dataclass field, its `metadata` the `add_argument` keywords, so a field's
-    `choices` are checked by argparse) with the literal help and one-line errors of `CommandParser`."""
+    `choices` are checked by argparse) with the literal help and one-line errors of `CommandParser`. A field's `role`
+    (see `hyperparameters`) is ours, not argparse's."""
+
+    def add_argument(self, *args, **kwargs):
+        kwargs.pop("role", None)
+        return super().add_argument(*args, **kwargs)
+
+
+def hyperparameters(cfg) -> dict:
+    """The fields of `cfg` that shape its result: all but those of `role` "output" (where and how a run writes)."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.metadata.get("role") != "output"}
+
+
+def fixed_on_resume(cfg) -> dict:
+    """The hyperparameters a checkpoint must share with the run that resumes it: all but those of `role` "run" (how
+    long it runs, how it logs and checkpoints, and how it computes what it computes)."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.metadata.get("role") is None}
 
 
 def trackers(report_to: str) -> list[str]:
@@ -88,8 +104,8 @@ def report_to_field():
     """The `report_to` option of every training stage."""
     return field(
         default="auto",
-        metadata={"help": "Experiment trackers (accelerate's), logging to output_dir/runs: auto (tensorboard if "
-                          "installed), none, all, or names such as tensorboard,wandb."},
+        metadata={"role": "run", "help": "Experiment trackers (accelerate's), logging to output_dir/runs: auto "
+                  "(tensorboard if installed), none, all, or names such as tensorboard,wandb."},
     )
 
 
@@ -144,8 +160,12 @@ class DistillConfig(SourceConfig):
         default="auto",
         metadata={"help": "How the teacher gives one vector.", "choices": ("auto", "cls", "pooler", "mean")},
     )
-    output_dir: str = field(default="distilled", metadata={"help": "Folder of the distilled Hub dataset."})
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Allow writing into a non-empty output_dir."})
+    output_dir: str = field(
+        default="distilled", metadata={"role": "output", "help": "Folder of the distilled Hub dataset."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"role": "output", "help": "Allow writing into a non-empty output_dir."}
+    )
     num_synthetic: int = field(default=1000, metadata={"help": "Number m of synthetic images."})
     learner_depth: int = field(default=3, metadata={"help": "Conv blocks of the ConvNet learner (3: ConvNet-3)."})
     learner_width: int = field(default=128, metadata={"help": "Channels of the first block; doubled per block."})
@@ -155,7 +175,7 @@ class DistillConfig(SourceConfig):
     learner_pooling: str = field(
         default="avg", metadata={"help": "2x2 pooling after each block.", "choices": ("avg", "max")}
     )
-    max_steps: int = field(default=160_000, metadata={"help": "Outer (distillation) steps."})
+    max_steps: int = field(default=160_000, metadata={"role": "run", "help": "Outer (distillation) steps."})
     batch_size: int = field(default=1024, metadata={"help": "Real images per outer step, over all processes."})
     learning_rate: float = field(default=1e-4, metadata={"help": "Adam learning rate for images and targets."})
     final_lr_ratio: float = field(default=1e-3, metadata={"help": "Learning rate at the last step, relative."})
@@ -163,7 +183,8 @@ class DistillConfig(SourceConfig):
     ridge: float = field(default=1e-6, metadata={"help": "KRR regulariser lambda, relative to tr(K_ss)."})
     krr_solver: str = field(
         default="auto",
-        metadata={"help": "KRR algebra: auto, dual (Cholesky), primal, or reference (general solve); same result.",
+        metadata={"role": "run",
+                  "help": "KRR algebra: auto, dual (Cholesky), primal, or reference (general solve); same result.",
                   "choices": SOLVERS},
     )
     pool_size: int = field(default=10, metadata={"help": "Number l of learners in the model pool."})
@@ -182,21 +203,26 @@ class DistillConfig(SourceConfig):
                           "targets from a cache; 0: run the teacher on a fresh view every step (the paper)."},
     )
     teacher_cache_dir: str | None = field(
-        default=None, metadata={"help": "Folder of teacher-view caches; default: $HF_SSDD_CACHE or $HF_HOME/hf_ssdd."}
+        default=None,
+        metadata={"role": "output",
+                  "help": "Folder of teacher-view caches; default: $HF_SSDD_CACHE or $HF_HOME/hf_ssdd."},
     )
     crop_padding: int = field(default=4, metadata={"help": "Random-crop padding of real images, pixels (0: off)."})
     flip: bool = field(default=True, metadata={"help": "Random horizontal flip of real images."})
     feature_chunk_size: int | None = field(
         default=None,
-        metadata={"help": "Images per forward chunk (memory, not math); default: the largest that fits."},
+        metadata={"role": "run",
+                  "help": "Images per forward chunk (memory, not math); default: the largest that fits."},
     )
     shard_synthetic: bool = field(
         default=False,
-        metadata={"help": "Each process owns m / P synthetic images and their optimiser state; features are "
+        metadata={"role": "run",
+                  "help": "Each process owns m / P synthetic images and their optimiser state; features are "
                           "gathered to form the full kernel. Same result as unsharded."},
     )
     max_memory_gb: float | None = field(
-        default=None, metadata={"help": "Memory the run may use on its device; default: 90% of what is free."}
+        default=None,
+        metadata={"role": "run", "help": "Memory the run may use on its device; default: 90% of what is free."},
     )
     mixed_precision: str = field(
         default="no",
@@ -210,18 +236,26 @@ class DistillConfig(SourceConfig):
                           "baseline of every speed claim."},
     )
     seed: int = field(default=0, metadata={"help": "Seed of every random choice of the run."})
-    save_steps: int = field(default=1000, metadata={"help": "Write a checkpoint every N steps."})
-    save_total_limit: int | None = field(default=2, metadata={"help": "Keep only the newest N checkpoints."})
-    logging_steps: int = field(default=10, metadata={"help": "Log loss and learning rate every N steps."})
+    save_steps: int = field(default=1000, metadata={"role": "run", "help": "Write a checkpoint every N steps."})
+    save_total_limit: int | None = field(
+        default=2, metadata={"role": "run", "help": "Keep only the newest N checkpoints."}
+    )
+    logging_steps: int = field(
+        default=10, metadata={"role": "run", "help": "Log loss and learning rate every N steps."}
+    )
     report_to: str = report_to_field()
     resume_from_checkpoint: str | None = field(
-        default=None, metadata={"help": "Checkpoint folder to resume from, or 'latest' in output_dir."}
+        default=None,
+        metadata={"role": "output", "help": "Checkpoint folder to resume from, or 'latest' in output_dir."},
     )
-    push_to_hub: str | None = field(default=None, metadata={"help": "Hub dataset repo id to upload the result to."})
-    private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
+    push_to_hub: str | None = field(
+        default=None, metadata={"role": "output", "help": "Hub dataset repo id to upload the result to."}
+    )
+    private: bool = field(default=False, metadata={"role": "output", "help": "Create the Hub repo as private."})
     license: str | None = field(
         default=None,
-        metadata={"help": "Licence of the distilled set in its card, a Hub licence id (mit, cc-by-4.0, ...); when "
+        metadata={"role": "output",
+                  "help": "Licence of the distilled set in its card, a Hub licence id (mit, cc-by-4.0, ...); when "
                           "given it wins over the licence of the source dataset's card. Default: the source's "
                           "licence, else unknown."},
     )

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, rotate_checkpoints, save_checkpoint
-from .config import ConfigError, DistillConfig, check_output_dir
+from .config import ConfigError, DistillConfig, check_output_dir, fixed_on_resume, hyperparameters
 from .data import (
     Augmentation, Normalization, Stream, batch_indices, decode_images, image_column, load_source, step_generator,
 )
@@ -38,17 +38,6 @@ from .memory import check_fits
 from .pool import ModelPool
 from .subsets import initial_indices
 from .tracking import finish_trackers, stage_accelerator, start_trackers
-
-# Where a run writes to and under which licence: not a hyperparameter of the distilled set.
-OUTPUT_FIELDS = {
-    "output_dir", "overwrite_output_dir", "resume_from_checkpoint", "push_to_hub", "private", "teacher_cache_dir",
-    "license",
-}
-# Fields that may change between a run and its resumption; every other field must match the checkpoint's.
-RUN_FIELDS = OUTPUT_FIELDS | {
-    "max_steps", "save_steps", "save_total_limit", "logging_steps", "report_to", "feature_chunk_size", "krr_solver",
-    "max_memory_gb", "shard_synthetic",
-}
 
 
 def reference_config(cfg: DistillConfig) -> DistillConfig:
@@ -390,7 +379,6 @@ class Distiller:
 
         cfg = self.cfg
         source, source_license = describe_source(cfg.dataset, cfg.dataset_revision)
-        hyperparameters = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in OUTPUT_FIELDS}
         metadata = {
             "source": {
                 **source, "config": cfg.dataset_config, "split": cfg.split, "image_column": self.column,
@@ -404,7 +392,7 @@ class Distiller:
             "num_synthetic": cfg.num_synthetic,
             "learner": {"arch": f"convnet{cfg.learner_depth}", "depth": cfg.learner_depth, "width": cfg.learner_width,
                         "norm": cfg.learner_norm, "pooling": cfg.learner_pooling},
-            "hyperparameters": {**hyperparameters, "dataset": public_name(cfg.dataset),
+            "hyperparameters": {**hyperparameters(cfg), "dataset": public_name(cfg.dataset),
                                 "teacher": public_name(cfg.teacher)},
             "seed": cfg.seed,
             "steps": self.step,
@@ -425,8 +413,8 @@ class Distiller:
 
 def check_compatible(cfg: DistillConfig, saved: dict, path: Path) -> None:
     """A checkpoint resumes only a run with the same data, teacher, learner and hyperparameters."""
-    current = dataclasses.asdict(cfg)
-    differ = sorted(k for k in current if k not in RUN_FIELDS and saved.get(k) != current[k])
+    current = fixed_on_resume(cfg)
+    differ = sorted(k for k in current if saved.get(k) != current[k])
     if differ:
         detail = ", ".join(f"{k}={saved.get(k)!r} there vs {current[k]!r} now" for k in differ[:4])
         raise ConfigError(f"checkpoint {str(path)!r} comes from an incompatible config ({detail}); "

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from hf_ssdd.config import (
-    ConfigError, DistillConfig, PretrainConfig, TeacherTrainConfig, TransferConfig, parse_config, save_config
+    ConfigError, DistillConfig, PretrainConfig, TeacherTrainConfig, TransferConfig, fixed_on_resume, hyperparameters,
+    parse_config, save_config,
 )
 
 CONFIGS = [DistillConfig, TeacherTrainConfig, PretrainConfig, TransferConfig]
@@ -118,3 +119,15 @@ def test_help_text_is_printed_as_written_even_with_a_percent_sign(capsys):
 @pytest.mark.parametrize("config_cls", CONFIGS, ids=lambda c: c.__name__)
 def test_every_field_has_help(config_cls):
     assert all(f.metadata.get("help") for f in dataclasses.fields(config_cls))
+
+
+def test_field_roles_say_what_a_distilled_set_records_and_what_a_resume_may_change():
+    cfg = DistillConfig()
+    outputs = {"output_dir", "overwrite_output_dir", "resume_from_checkpoint", "push_to_hub", "private",
+               "teacher_cache_dir", "license"}
+    run_only = {"max_steps", "save_steps", "save_total_limit", "logging_steps", "report_to", "feature_chunk_size",
+                "krr_solver", "max_memory_gb", "shard_synthetic"}
+    every = {f.name for f in dataclasses.fields(cfg)}
+    assert set(hyperparameters(cfg)) == every - outputs
+    assert set(fixed_on_resume(cfg)) == every - outputs - run_only
+    assert {"num_synthetic", "learning_rate", "teacher", "seed"} <= set(fixed_on_resume(cfg))
