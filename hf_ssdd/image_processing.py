@@ -17,6 +17,7 @@ that is not copied, so a pixel may differ from the processor's by about a level 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -83,6 +84,38 @@ class ImageProcessing:
         else:
             height, width = self.size["height"], self.size["width"]
         return height if height == width else None
+
+    @classmethod
+    def for_model(cls, name_or_path: str, revision: str | None, config) -> ImageProcessing:
+        """What a model's own image processor does (`from_pretrained`), checked against its `config`'s channels; for
+        a model without preprocessor_config.json, a warned guess: a bilinear resize to the config's `image_size`,
+        mean 0.5 and std 0.5."""
+        from transformers.utils import cached_file
+
+        try:
+            path = cached_file(
+                name_or_path, "preprocessor_config.json", revision=revision, _raise_exceptions_for_missing_entries=False
+            )
+        except OSError as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(f"the image processor of {name_or_path!r} cannot be read ({reason}).") from None
+        if path is None:
+            side = getattr(config, "image_size", None)
+            warnings.warn(
+                f"{name_or_path!r} has no preprocessor_config.json: feeding it "
+                f"{f'{side}x{side}' if side else 'the input size'}, normalised with mean 0.5 and std 0.5.",
+                stacklevel=3,
+            )
+            return cls(size={"height": side, "width": side} if side else None)
+        processing = cls.from_pretrained(name_or_path, revision)
+        channels = getattr(config, "num_channels", 3)
+        for key, values in (("image_mean", processing.mean), ("image_std", processing.std)):
+            if len(values) not in (1, channels):
+                raise ConfigError(
+                    f"{key}={list(values)} in the image processor of {name_or_path!r} does not fit its {channels} "
+                    "channels; give one value per channel."
+                )
+        return processing
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, revision: str | None = None) -> ImageProcessing:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,7 +132,7 @@ class Teacher(nn.Module):
             model = AutoModel.from_pretrained(name_or_path, config=config, revision=revision)
         except (OSError, ValueError) as err:
             raise _load_error(name_or_path, err) from err
-        processing = _image_processing(name_or_path, revision, vision_config)
+        processing = ImageProcessing.for_model(name_or_path, revision, vision_config)
         return cls(
             getattr(model, family.tower) if family.tower else model,
             name_or_path=name_or_path,
@@ -232,39 +231,3 @@ def _load_error(name_or_path: str, err: OSError | ValueError) -> ConfigError:
         else "cannot be loaded by transformers.AutoModel"
     )
     return ConfigError(f"teacher {name_or_path!r} {problem} ({reason}); check --teacher.")
-
-
-def _image_processing(name_or_path: str, revision: str | None, vision_config) -> ImageProcessing:
-    """What the encoder's own image processor does (see `ImageProcessing.from_pretrained`); when the model has no
-    preprocessor_config.json, a warned guess: a bilinear resize to the config's `image_size`, mean 0.5 and std 0.5."""
-    from transformers.utils import cached_file
-
-    try:
-        path = cached_file(
-            name_or_path, "preprocessor_config.json", revision=revision, _raise_exceptions_for_missing_entries=False
-        )
-    except OSError as err:
-        raise _load_error(name_or_path, err) from err
-    if path is None:
-        side = getattr(vision_config, "image_size", None)
-        warnings.warn(
-            f"teacher {name_or_path!r} has no preprocessor_config.json: feeding it "
-            f"{f'{side}x{side}' if side else 'the input size'}, normalised with mean 0.5 and std 0.5.",
-            stacklevel=3,
-        )
-        return ImageProcessing(size={"height": side, "width": side} if side else None)
-    processing = ImageProcessing.from_pretrained(name_or_path, revision)
-    channels = getattr(vision_config, "num_channels", 3)
-    for key, values in (("image_mean", processing.mean), ("image_std", processing.std)):
-        if len(values) not in (1, channels):
-            raise ConfigError(
-                f"{key}={list(values)} in the image processor of {name_or_path!r} does not fit its {channels} "
-                "channels; give one value per channel."
-            )
-    return processing
-
-
-def _preprocessing(name_or_path: str, revision: str | None, vision_config) -> tuple[int | None, tuple, tuple]:
-    """`(side, mean, std)` of a model's image processor, for callers that resize and normalise by themselves."""
-    processing = _image_processing(name_or_path, revision, vision_config)
-    return processing.image_size, processing.mean, processing.std

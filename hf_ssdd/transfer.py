@@ -35,14 +35,15 @@ def load_pretrained(name_or_path: str):
     was trained on, read from its preprocessor_config.json (the side falls back to the config's `image_size`)."""
     from transformers import AutoModelForImageClassification
 
-    from .teachers import _preprocessing
+    from .image_processing import ImageProcessing
 
     try:
         model = AutoModelForImageClassification.from_pretrained(name_or_path)
     except (OSError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"pretrained={name_or_path!r} cannot be loaded ({reason}); check --pretrained.") from None
-    side, mean, std = _preprocessing(name_or_path, None, model.config)
+    processing = ImageProcessing.for_model(name_or_path, None, model.config)
+    side, mean, std = processing.image_size, processing.mean, processing.std
     if not isinstance(side, int):
         raise ConfigError(f"cannot tell the input size of {name_or_path!r}: no preprocessor_config.json size and "
                           "no image_size in its config.")
