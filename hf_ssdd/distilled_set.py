@@ -41,6 +41,7 @@ SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"
 SNIPPET_PLACEHOLDER = "<repo_id or folder>"  # in the usage snippets of a set not pushed yet
 CONFIG_FILE = "distill_config.yaml"
 BUILTIN_HUB_COPIES = {"fashion_mnist": (FASHION_MNIST_HUB_ID, FASHION_MNIST_LICENSE)}  # built-in -> (Hub id, licence)
+GRID_MIN_TILE, GRID_GAP = 64, 2  # preview: smallest tile side and white gap between tiles, pixels
 LEARNER_KEYS = ("depth", "width", "norm", "pooling")  # ConvNet arguments recorded in metadata["learner"]
 
 
@@ -157,12 +158,13 @@ class DistilledSet:
         Image.fromarray(grid.permute(1, 2, 0).squeeze(-1).numpy()).save(path, format="PNG")
 
 
-def image_grid(images: torch.Tensor, min_tile: int = 64, gap: int = 2) -> torch.Tensor:
+def image_grid(images: torch.Tensor) -> torch.Tensor:
     """uint8 `(n, C, H, W)` -> one uint8 image `(C, rows * (s*H + gap) + gap, cols * (s*W + gap) + gap)`.
 
-    Tiles sit on a near-square grid with white gaps, each scaled by the smallest integer `s` (nearest neighbour, so
-    pixels stay sharp) that makes it at least `min_tile` pixels a side.
+    Tiles sit on a near-square grid with white gaps of `GRID_GAP` pixels, each scaled by the smallest integer `s`
+    (nearest neighbour, so pixels stay sharp) that makes it at least `GRID_MIN_TILE` pixels a side.
     """
+    min_tile, gap = GRID_MIN_TILE, GRID_GAP
     n, c, h, w = images.shape
     scale = math.ceil(min_tile / min(h, w))
     cols = math.ceil(math.sqrt(n))

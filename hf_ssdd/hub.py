@@ -1,6 +1,6 @@
 """Upload a saved folder (a distilled set, a teacher) to the Hub in one commit, leaving training leftovers behind.
 
-The token comes from huggingface_hub's usual places (`HF_TOKEN`, `hf auth login`) unless one is given. A distilled
+The token comes from huggingface_hub's usual places (`HF_TOKEN`, `hf auth login`). A distilled
 set's card is first rewritten to name the repo in its usage snippets, so the local card and the pushed one agree;
 its distill_config.yaml (this machine's paths) stays behind, the card carries the hyperparameters. A failed upload
 loses nothing locally, and its error says how to retry.
@@ -29,9 +29,6 @@ def push_to_hub(
     *,
     repo_type: str = "dataset",
     private: bool = False,
-    token: str | None = None,
-    commit_message: str | None = None,
-    ignore_patterns: tuple[str, ...] = IGNORE_PATTERNS,
 ) -> str:
     """Create `repo_id` if it does not exist, upload `folder` to it, and return the repo's URL."""
     from huggingface_hub import HfApi
@@ -43,15 +40,15 @@ def push_to_hub(
         from .distilled_set import set_repo_id
 
         set_repo_id(folder, repo_id)
-    api = HfApi(token=token)
+    api = HfApi()
     try:
         url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
         api.upload_folder(
             repo_id=repo_id,
             folder_path=folder,
             repo_type=repo_type,
-            commit_message=commit_message or f"Upload {folder.resolve().name} with hf-ssdd",
-            ignore_patterns=list(ignore_patterns),
+            commit_message=f"Upload {folder.resolve().name} with hf-ssdd",
+            ignore_patterns=list(IGNORE_PATTERNS),
             delete_patterns=list(DELETE_PATTERNS),
         )
     except _push_errors() as err:

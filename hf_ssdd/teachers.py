@@ -109,7 +109,7 @@ class Teacher(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str, revision: str | None = None, pooling: str = "auto", chunk_size: int = 256
+        cls, name_or_path: str, revision: str | None = None, pooling: str = "auto"
     ) -> Teacher:
         """Load a vision encoder by Hub id or local folder, with the preprocessing of its own image processor."""
         from transformers import AutoConfig, AutoModel
@@ -141,7 +141,6 @@ class Teacher(nn.Module):
             pooling=pooling,
             processing=processing,
             num_channels=getattr(vision_config, "num_channels", 3),
-            chunk_size=chunk_size,
         )
 
     def train(self, mode: bool = True) -> Teacher:

@@ -36,11 +36,11 @@ def hf_api():
 
 
 def test_push_creates_the_repo_and_uploads_the_folder(folder, hf_api):
-    url = push_to_hub(folder, "me/fmnist-distilled", private=True, token="hf_secret")
+    url = push_to_hub(folder, "me/fmnist-distilled", private=True)
 
     api = hf_api.return_value
     assert url == URL
-    hf_api.assert_called_once_with(token="hf_secret")
+    hf_api.assert_called_once_with()
     api.create_repo.assert_called_once_with("me/fmnist-distilled", repo_type="dataset", private=True, exist_ok=True)
     upload = api.upload_folder.call_args.kwargs
     assert (upload["repo_id"], upload["repo_type"], upload["folder_path"]) == ("me/fmnist-distilled", "dataset", folder)
@@ -60,7 +60,7 @@ def test_push_uploads_the_dataset_but_not_checkpoints_logs_or_temporary_files(fo
 def test_push_of_a_teacher_uses_a_model_repo_and_the_default_token(folder, hf_api):
     push_to_hub(folder, "me/barlow-twins", repo_type="model")
 
-    hf_api.assert_called_once_with(token=None)
+    hf_api.assert_called_once_with()
     assert hf_api.return_value.create_repo.call_args.kwargs["repo_type"] == "model"
     assert hf_api.return_value.upload_folder.call_args.kwargs["repo_type"] == "model"
 
