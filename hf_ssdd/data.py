@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import ConfigError
+from .config import ConfigError, SourceConfig
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G and B in grey
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -182,6 +182,28 @@ def decode_images(ds, column: str, resolution: int | None = None, channels: int 
                 np.stack([_pil_to_array(im, channels, resolution) for im in batch])
             )
     return images.contiguous(), resolution, channels
+
+
+@dataclass
+class SourceImages:
+    """The images of a source, decoded once: `images` uint8 `(N, C, R, R)`, and where they came from."""
+
+    images: torch.Tensor
+    resolution: int
+    channels: int
+    column: str  # the image column read
+    num_rows: int  # rows of the split after `max_samples`: N, or more when only the first rows were decoded
+
+
+def load_images(source: SourceConfig, split: str | None = None, rows: int | None = None) -> SourceImages:
+    """The images of `source`'s split (or `split`), its first `max_samples`, at its `resolution` and `channels` (the
+    data's own where not given); `rows` decodes only the first rows (e.g. 1, to learn the format of a large source)."""
+    ds = load_source(source.dataset, source.dataset_config, split or source.split, source.dataset_revision)
+    num_rows = min(len(ds), source.max_samples or len(ds))
+    column = image_column(ds, source.image_column)
+    ds = ds.select(range(min(rows or num_rows, num_rows)))
+    images, resolution, channels = decode_images(ds, column, source.resolution, source.channels)
+    return SourceImages(images, resolution, channels, column, num_rows)
 
 
 def _array_column(ds, column: str) -> np.ndarray:

@@ -30,7 +30,7 @@ from torch import nn
 from .checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, rotate_checkpoints, save_checkpoint
 from .config import ConfigError, DistillConfig, check_output_dir, fixed_on_resume, hyperparameters
 from .data import (
-    Augmentation, Normalization, Stream, batch_indices, decode_images, image_column, load_source, step_generator,
+    Augmentation, Normalization, Stream, batch_indices, load_images, step_generator,
 )
 from .krr import krr_loss, with_bias
 from .learners import ConvNet, learner_of
@@ -124,11 +124,10 @@ class Distiller:
             )
 
         with acc.main_process_first():
-            ds = load_source(cfg.dataset, cfg.dataset_config, cfg.split, cfg.dataset_revision)
-        if cfg.max_samples:
-            ds = ds.select(range(min(cfg.max_samples, len(ds))))
-        self.column = image_column(ds, cfg.image_column)
-        self.images, self.resolution, self.channels = decode_images(ds, self.column, cfg.resolution, cfg.channels)
+            source = load_images(cfg)
+        self.images, self.resolution, self.channels, self.column = (
+            source.images, source.resolution, source.channels, source.column
+        )
         if cfg.num_synthetic > len(self.images):
             raise ConfigError(
                 f"num_synthetic={cfg.num_synthetic} is larger than the dataset ({len(self.images)} images); "

@@ -182,18 +182,16 @@ def plan(cfg) -> MemoryPlan:
     from accelerate import PartialState
 
     from .config import ConfigError
-    from .data import decode_images, image_column, load_source
+    from .data import load_images
     from .learners import learner_of
     from .teachers import Teacher
 
     state = PartialState()
-    ds = load_source(cfg.dataset, cfg.dataset_config, cfg.split, cfg.dataset_revision)
-    num_images = min(len(ds), cfg.max_samples or len(ds))
-    first, resolution, channels = decode_images(ds.select([0]), image_column(ds, cfg.image_column), cfg.resolution,
-                                                cfg.channels)
+    first = load_images(cfg, rows=1)
+    num_images, resolution, channels = first.num_rows, first.resolution, first.channels
     teacher = Teacher.from_pretrained(cfg.teacher, cfg.teacher_revision, cfg.teacher_pooling).to(state.device)
     learner = learner_of(cfg, channels, resolution, teacher.dim).to(state.device)
-    shape = tuple(first.shape[1:])
+    shape = tuple(first.images.shape[1:])
     header = (f"hf-ssdd plan: m={cfg.num_synthetic}, {num_images} real images {shape}, teacher dim {teacher.dim}, "
               f"{state.num_processes} process(es)")
     try:

@@ -161,7 +161,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     """Train a Barlow Twins teacher on `cfg`'s source images and save it to `cfg.output_dir`; returns that folder."""
     from accelerate.utils import set_seed
 
-    from .data import Normalization, decode_images, image_column, load_source
+    from .data import Normalization, load_images
     from .tracking import finish_trackers, stage_accelerator, start_trackers
 
     check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)
@@ -172,10 +172,8 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
         )
     set_seed(cfg.seed)
     with acc.main_process_first():
-        ds = load_source(cfg.dataset, cfg.dataset_config, cfg.split, cfg.dataset_revision)
-    if cfg.max_samples:
-        ds = ds.select(range(min(cfg.max_samples, len(ds))))
-    images, resolution, channels = decode_images(ds, image_column(ds, cfg.image_column), cfg.resolution, cfg.channels)
+        source = load_images(cfg)
+    images, resolution, channels = source.images, source.resolution, source.channels
     normalization = Normalization.resolve(images, cfg.mean, cfg.std)
     image_size = cfg.image_size or resolution
     encoder = build_encoder(cfg, channels, image_size)

@@ -121,3 +121,16 @@ def test_batches_walk_through_epoch_permutations():
     assert torch.equal(batch_indices(10, 4, 3, seed=0), batch_indices(10, 4, 3, seed=0))
     assert not torch.equal(batch_indices(1000, 8, 0, seed=0), batch_indices(1000, 8, 0, seed=1))
     assert batch_indices(3, 8, 0, seed=0).shape == (8,)  # batch larger than the data
+
+
+def test_load_images_reads_a_source_config_its_split_its_first_rows(tiny_labelled):
+    from hf_ssdd.config import SourceConfig
+    from hf_ssdd.data import load_images
+
+    train = load_images(SourceConfig(dataset=tiny_labelled, max_samples=40))
+    assert train.images.shape == (40, 1, 12, 12) and train.images.dtype == torch.uint8
+    assert (train.resolution, train.channels, train.column, train.num_rows) == (12, 1, "image", 40)
+    test = load_images(SourceConfig(dataset=tiny_labelled, resolution=8, channels=3), split="test")
+    assert test.images.shape == (32, 3, 8, 8) and test.num_rows == 32
+    first = load_images(SourceConfig(dataset=tiny_labelled, max_samples=40), rows=1)
+    assert first.num_rows == 40 and torch.equal(first.images, train.images[:1])
