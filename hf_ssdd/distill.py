@@ -156,7 +156,8 @@ class Distiller:
         self.init_indices = init.tolist()
         self.shard = self.shard_rows(cfg.num_synthetic) if cfg.shard_synthetic else slice(None)
         self.x_s = nn.Parameter(x_s[self.shard].clone())  # (m, C, H, W) normalised space, or this process's rows
-        self.y_s = nn.Parameter(self.teacher_targets(x_s)[self.shard].clone())  # (m, d), or this process's rows
+        y_s = self.teacher.on_normalized(x_s, self.normalization)
+        self.y_s = nn.Parameter(y_s[self.shard].clone())  # (m, d), or this process's rows
         self.optimizer = torch.optim.Adam([self.x_s, self.y_s], lr=cfg.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, linear_decay(cfg.max_steps, cfg.final_lr_ratio)
@@ -208,11 +209,6 @@ class Distiller:
         """The whole synthetic set `(m, C, H, W)`, `(m, d)` on every process, without gradient."""
         return self.gather(self.x_s.detach()), self.gather(self.y_s.detach())
 
-    @torch.no_grad()
-    def teacher_targets(self, x: torch.Tensor) -> torch.Tensor:
-        """Teacher representations `(n, d)` of learner-space images `(n, C, H, W)`."""
-        return self.teacher(self.normalization.denormalize(x).clamp(0, 1))
-
     def real_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """This process's slice of the augmented global real batch of `step`, `(n / P, C, H, W)`, and the teacher's
         targets for it, `(n / P, d)`: from the teacher-view cache when there is one, else from the teacher."""
@@ -225,7 +221,7 @@ class Distiller:
             generator = step_generator(cfg.seed, step, Stream.REAL_VIEWS)
             views = Augmentation.sample(cfg.batch_size, cfg.crop_padding, cfg.flip, generator)
             x = views[local].apply(x)
-            return x, self.teacher_targets(x)
+            return x, self.teacher.on_normalized(x, self.normalization)
         generator = step_generator(cfg.seed, step, Stream.VIEW_CHOICE)
         view_ids = torch.randint(cfg.teacher_views, (cfg.batch_size,), generator=generator)
         views, y = self.teacher_cache.lookup(indices[local], view_ids[local])

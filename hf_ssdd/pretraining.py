@@ -84,8 +84,7 @@ def fit(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accelerator, t
             x = views[local].apply(x)
         outputs = model(pixel_values=x).logits
         if teacher is not None:
-            with torch.no_grad():
-                y = teacher(data.normalization.denormalize(x).clamp(0, 1))
+            y = teacher.on_normalized(x, data.normalization)
         else:
             y = data.targets[indices].to(acc.device)
         loss = F.cross_entropy(outputs, y) if data.uses_labels and teacher is None else F.mse_loss(outputs, y)

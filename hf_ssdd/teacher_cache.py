@@ -118,7 +118,7 @@ class TeacherCache:
         device = next(teacher.parameters()).device
         for v, chunk in tqdm(mine, desc="teacher views", disable=not state.is_main_process):
             x = views[v][chunk].apply(normalization.normalize(images[chunk].to(device)))
-            features[v, chunk.numpy()] = teacher(normalization.denormalize(x).clamp(0, 1)).cpu().numpy()
+            features[v, chunk.numpy()] = teacher.on_normalized(x, normalization).cpu().numpy()
         features.flush()
         del features
         state.wait_for_everyone()

@@ -159,6 +159,12 @@ class Teacher(nn.Module):
         """`(n, c, H, W)` pixels in [0, 1], c in {1, 3} -> `(n, dim)` float32 representations."""
         return torch.cat([self._encode(self.preprocess(chunk)) for chunk in images.split(self.chunk_size)])
 
+    @torch.no_grad()
+    def on_normalized(self, x: torch.Tensor, normalization) -> torch.Tensor:
+        """`(n, C, H, W)` images in a learner's normalised space -> `(n, dim)`: the teacher sees the pixels they stand
+        for, clipped to [0, 1] (a synthetic image may leave that range; no real image does)."""
+        return self(normalization.denormalize(x).clamp(0, 1))
+
     def _encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
         extra = self._extra_inputs(self.encoder, pixel_values) if self._extra_inputs else {}
         output = self.encoder(pixel_values=pixel_values, **extra)
