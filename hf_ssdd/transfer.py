@@ -10,8 +10,8 @@ standardised, and a logistic-regression head fitted to convergence by L-BFGS (de
 the L2 penalty). Target images are converted to the network's channels and side and normalised as in
 pre-training. Accuracy comes from the `evaluate` module shipped in `hf_ssdd/metrics`.
 
-Writes `output_dir/results.json`; when `--pretrained` is a local folder, the result is also merged into its card's
-`model-index`.
+Writes `output_dir/results.json` and the resolved `transfer_config.yaml`; when `--pretrained` is a local folder, the
+result is also merged into its card's `model-index`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ConfigError, TransferConfig, check_output_dir
+from .atomic import write_file
+from .config import ConfigError, TransferConfig, check_output_dir, save_config
 from .data import Augmentation, Normalization, Stream, batch_indices, step_generator
 from .targets import LabelledImages, balanced_subset, load_target_splits
 
@@ -199,7 +200,8 @@ def load_splits(cfg: TransferConfig, side: int | None, channels: int | None):
 
 
 def transfer(cfg: TransferConfig) -> dict:
-    """Run `cfg`, write `output_dir/results.json`, add the result to a local pre-trained model's card."""
+    """Run `cfg`, write `output_dir/results.json` beside its `transfer_config.yaml`, add the result to a local
+    pre-trained model's card."""
     from .tracking import finish_trackers, stage_accelerator
 
     check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)
@@ -209,9 +211,8 @@ def transfer(cfg: TransferConfig) -> dict:
     if acc.is_main_process:
         out = Path(cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / "results.json.tmp"
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        tmp.replace(out / "results.json")
+        write_file(out / "transfer_config.yaml", lambda path: save_config(cfg, path))
+        write_file(out / "results.json", lambda path: path.write_text(json.dumps(result, indent=2) + "\n"))
         if cfg.pretrained and (Path(cfg.pretrained) / "README.md").is_file():
             from .model_card import add_results
 

@@ -5,7 +5,7 @@ import json
 import pytest
 from huggingface_hub import ModelCard
 
-from hf_ssdd.config import ConfigError, PretrainConfig, TransferConfig
+from hf_ssdd.config import ConfigError, PretrainConfig, TransferConfig, parse_config
 from hf_ssdd.pretraining import pretrain
 from hf_ssdd.transfer import transfer
 
@@ -19,9 +19,11 @@ def scratch(target, tmp_path, **overrides):
 
 
 def test_finetuning_from_scratch_beats_chance_on_an_easy_task(tiny_labelled, tmp_path):
-    result = transfer(scratch(tiny_labelled, tmp_path))
+    cfg = scratch(tiny_labelled, tmp_path)
+    result = transfer(cfg)
     assert result["accuracy"] >= 0.8 and result["num_classes"] == 2 and result["num_test"] == 32
     saved = json.loads((tmp_path / "scratch" / "results.json").read_text())
+    assert parse_config(TransferConfig, ["--config", str(tmp_path / "scratch" / "transfer_config.yaml")]) == cfg
     assert saved["accuracy"] == result["accuracy"] and 0 <= saved["accuracy"] <= 1
     assert {"target", "protocol", "seed", "max_train_samples", "pretrained"} <= set(saved)
 
