@@ -22,6 +22,7 @@ from . import data
 from .config import ConfigError
 
 logger = logging.getLogger(__name__)
+CARVED_TEST_FRACTION = 0.2  # of each class, held out as test where a target has no test split
 
 
 
@@ -153,26 +154,25 @@ def load_target_splits(
     label_column: str | None = None,
     resolution: int | None = None,
     channels: int | None = None,
-    test_fraction: float = 0.2,
     seed: int = 0,
 ) -> tuple[LabelledImages, LabelledImages]:
     """`(train, test)` with the same class names and image format.
 
-    The test part is `test_split`; where that is None or absent, a class-stratified `test_fraction` of train, the same
-    images for a given `seed`.
+    The test part is `test_split`; where that is None or absent, a class-stratified `CARVED_TEST_FRACTION` of train,
+    the same images for a given `seed`.
     """
-    if not 0 < test_fraction < 1:
-        raise ConfigError(f"test_fraction={test_fraction} must be in (0, 1).")
-    train_ds = data.load_source(dataset, config, train_split, revision)
+    train = load_target(
+        dataset, split=train_split, config=config, revision=revision, image_column=image_column,
+        label_column=label_column, resolution=resolution, channels=channels,
+    )
     test_ds = None if test_split is None else _load_split_if_any(dataset, test_split, config, revision)
-    train = _labelled(train_ds, image_column, label_column, resolution, channels)
     if test_ds is None:
         reason = "test_split=None" if test_split is None else f"no {test_split!r} split"
         logger.info(
             "%s: %s, so a stratified %.0f%% of %r (seed %d) is held out as test.",
-            dataset, reason, 100 * test_fraction, train_split, seed,
+            dataset, reason, 100 * CARVED_TEST_FRACTION, train_split, seed,
         )
-        train_indices, test_indices = stratified_split(train.labels, test_fraction, seed)
+        train_indices, test_indices = stratified_split(train.labels, CARVED_TEST_FRACTION, seed)
         return train.select(train_indices), train.select(test_indices)
     _, c, r, _ = train.images.shape
     test = _labelled(test_ds, image_column, label_column, r, c)

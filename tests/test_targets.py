@@ -91,7 +91,7 @@ def test_mistakes_are_one_line_config_errors(tmp_path, folders):
 @pytest.mark.parametrize("kind", ["disk", "parquet", "imagefolder"])
 def test_missing_test_split_is_carved_disjoint_stratified_and_deterministic(folders, kind, caplog):
     with caplog.at_level(logging.INFO, logger="hf_ssdd.targets"):
-        train, test = load_target_splits(folders[kind], test_fraction=0.2, seed=0)
+        train, test = load_target_splits(folders[kind], seed=0)
     assert sum("held out as test" in record.message for record in caplog.records) == 1
     assert (len(train), len(test)) == (24, 6) and train.class_names == test.class_names == NAMES
     assert test.labels.bincount().tolist() == [2, 2, 2]
@@ -100,8 +100,8 @@ def test_missing_test_split_is_carved_disjoint_stratified_and_deterministic(fold
     train_rows, test_rows = set(train.images[:, 0, 0, 0].tolist()), set(test.images[:, 0, 0, 0].tolist())
     assert not train_rows & test_rows and len(train_rows | test_rows) == N
 
-    again = load_target_splits(folders[kind], test_fraction=0.2, seed=0)[1]
-    other = load_target_splits(folders[kind], test_fraction=0.2, seed=1)[1]
+    again = load_target_splits(folders[kind], seed=0)[1]
+    other = load_target_splits(folders[kind], seed=1)[1]
     assert torch.equal(again.images, test.images)
     assert not torch.equal(other.images, test.images)
 
@@ -114,11 +114,12 @@ def test_an_existing_test_split_is_used_in_the_train_split_label_space(tmp_path)
         images = np.full((len(labels), 3, 3), value, np.uint8)
         return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
 
-    datasets.DatasetDict({"train": split([0, 5, 9, 5], 1), "test": split([9, 5], 2)}).save_to_disk(tmp_path / "dict")
+    train_labels = [0, 5, 9, 5, 5, 5, 5]  # five of class 5: a fifth of them, one, is carved when asked
+    datasets.DatasetDict({"train": split(train_labels, 1), "test": split([9, 5], 2)}).save_to_disk(tmp_path / "dict")
     train, test = load_target_splits(str(tmp_path / "dict"), resolution=None)
     assert train.class_names == test.class_names == ["0", "5", "9"]
-    assert test.labels.tolist() == [2, 1] and (test.images == 2).all() and len(train) == 4
-    _, carved = load_target_splits(str(tmp_path / "dict"), test_split=None, test_fraction=0.5)
+    assert test.labels.tolist() == [2, 1] and (test.images == 2).all() and len(train) == 7
+    _, carved = load_target_splits(str(tmp_path / "dict"), test_split=None)
     assert (carved.images == 1).all() and carved.labels.tolist() == [1]
 
 
