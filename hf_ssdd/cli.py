@@ -83,7 +83,8 @@ def benchmark(argv: list[str]) -> None:
         parser.error(f"overrides come as --key value pairs, got {' '.join(rest)}")
     import yaml
 
-    from .benchmark import Benchmark, BenchmarkConfig
+    from .evaluation.config import BenchmarkConfig
+    from .evaluation.runner import Benchmark
 
     overrides = {key[2:]: yaml.safe_load(value) for key, value in zip(rest[::2], rest[1::2])}
     try:
@@ -101,7 +102,7 @@ def card(argv: list[str]) -> None:
     parser.add_argument("--results", required=True, help="Output folder of `benchmark` (holding results.jsonl).")
     parser.add_argument("--push", metavar="REPO_ID", help="Also upload the set with its new card to this repo.")
     args = parser.parse_args(argv)
-    from .distilled_set import add_benchmark_results
+    from .evaluation.report import add_benchmark_results
 
     print(f"card: {add_benchmark_results(args.distilled, args.results)}")
     if args.push:

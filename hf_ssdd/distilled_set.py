@@ -177,28 +177,6 @@ def image_grid(images: torch.Tensor) -> torch.Tensor:
     return F.pad(grid, (gap, 0, gap, 0), value=255)
 
 
-def add_benchmark_results(folder: str | Path, results_dir: str | Path) -> Path:
-    """Put the benchmark results of this set's size (its methods, its baselines, scratch) into its card."""
-    from .benchmark import read_results, summarise
-
-    folder, results = Path(folder), Path(results_dir) / "results.jsonl"
-    rows = read_results(results)
-    if not rows:
-        raise ConfigError(f"{results} holds no results; run `hf-ssdd benchmark` first.")
-    distilled = DistilledSet.load(folder)
-    m = len(distilled.pixel_values)
-    summary = summarise([row for row in rows if row["m"] in (m, None)])
-    if not any(method == "distilled" for stats in summary.values() for method, _, _ in stats):
-        raise ConfigError(f"{results} has no result for a distilled set of m={m}; is it this set's benchmark?")
-    distilled.metadata["transfer_results"] = [
-        {"table": table, "column": column, "method": method, "m": size, "arch": arch, "mean": mean, "std": std,
-         "seeds": n}
-        for (table, column), stats in summary.items() for (method, size, arch), (mean, std, n) in stats.items()
-    ]
-    write_file(folder / "README.md", lambda path: path.write_text(render_card(distilled)))
-    return folder / "README.md"
-
-
 def set_repo_id(folder: str | Path, repo_id: str) -> None:
     """Name `repo_id` in the card of the set in `folder` (its usage snippets; its metadata, so later renderings keep
     it), before that folder is pushed there: the local card and the Hub's then agree. A folder whose card has no

@@ -135,6 +135,20 @@ def test_a_mistake_in_the_other_commands_is_one_line_too(argv, message, capsys):
     assert info.value.code == 2 and err.count("\n") == 1 and message in err
 
 
+@pytest.mark.parametrize("override, message", [
+    (["--seeds", "abc"], "hf-ssdd benchmark: error: --seeds='abc' on the command line is not of type list[int]"),
+    (["--colour", "red"], "hf-ssdd benchmark: error: unknown key --colour on the command line; valid keys"),
+])
+def test_a_benchmark_override_is_type_checked_and_named_as_an_option(override, message, tmp_path, capsys):
+    config = tmp_path / "bench.yaml"
+    config.write_text(f"distilled: [set]\ntargets: [{{dataset: digits}}]\noutput_dir: {tmp_path / 'out'}\n")
+    with pytest.raises(SystemExit) as info:
+        main(["benchmark", "--config", str(config), *override])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_push_uploads_the_folder_with_the_hub_client(tmp_path):
     (tmp_path / "README.md").write_text("card")
     with mock.patch("hf_ssdd.hub.push_to_hub", return_value="https://hf.co/datasets/u/x") as push:

@@ -19,11 +19,11 @@ from hf_ssdd.config import HUB_LICENSES, ConfigError, DistillConfig, load_yaml
 from hf_ssdd.distilled_set import (
     SNIPPET_PLACEHOLDER,
     DistilledSet,
-    add_benchmark_results,
     describe_source,
     render_card,
     set_repo_id,
 )
+from hf_ssdd.evaluation.report import add_benchmark_results
 from hf_ssdd.teachers import Teacher, teacher_provenance
 
 M, RES, DIM = 6, 8, 5

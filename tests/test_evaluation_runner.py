@@ -1,13 +1,18 @@
-"""The benchmark: every method runs, results follow the schema, an interrupted benchmark resumes, reports render."""
+"""`evaluation.runner`, and what it drives on a finished benchmark (`resume`, `report`, the `benchmark` and `card`
+commands): every method runs, results follow the schema, an interrupted benchmark resumes, reports render."""
 
 import json
 
 import pytest
 import yaml
 
-from hf_ssdd.benchmark import METHODS, Benchmark, BenchmarkConfig, read_results, ridge_r2, run_id, summarise
 from hf_ssdd.config import ConfigError
-from hf_ssdd.distilled_set import DistilledSet, add_benchmark_results
+from hf_ssdd.distilled_set import DistilledSet
+from hf_ssdd.evaluation.config import BenchmarkConfig
+from hf_ssdd.evaluation.methods import METHODS
+from hf_ssdd.evaluation.report import add_benchmark_results
+from hf_ssdd.evaluation.results import read_results, run_id
+from hf_ssdd.evaluation.runner import Benchmark
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -93,31 +98,6 @@ def test_the_distilled_card_gets_the_results(finished, tiny_distilled, tmp_path)
     assert {r["method"] for r in results} == set(METHODS)
     with pytest.raises(ConfigError, match="no results"):
         add_benchmark_results(folder, tmp_path / "nowhere")
-
-
-def test_summaries_are_mean_and_sample_std():
-    rows = [{"method": "a", "m": 1, "arch": "convnet", "target": "t", "protocol": "linear", "accuracy": v}
-            for v in (0.5, 0.7, 0.9)]
-    mean, std, n = summarise(rows)[("linear", "t")][("a", 1, "convnet")]
-    assert mean == pytest.approx(0.7) and std == pytest.approx(0.2) and n == 3
-
-
-def test_ridge_r2_is_near_one_for_linear_targets_and_near_zero_for_noise():
-    import torch
-
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(400, 20, generator=g)
-    assert ridge_r2(x, x @ torch.randn(20, 5, generator=g)) > 0.99
-    assert ridge_r2(x, torch.randn(400, 5, generator=g)) < 0.1
-
-
-def test_bad_configs_are_one_line_errors(tmp_path, tiny_distilled, tiny_labelled):
-    with pytest.raises(ConfigError, match="unknown"):
-        BenchmarkConfig.from_yaml(write_config(tmp_path / "a.yaml", tiny_distilled, tiny_labelled, methods=["magic"]))
-    with pytest.raises(ConfigError, match="unknown key"):
-        BenchmarkConfig.from_yaml(write_config(tmp_path / "b.yaml", tiny_distilled, tiny_labelled, colour="red"))
-    with pytest.raises(ConfigError, match="does not exist"):
-        BenchmarkConfig.from_yaml(tmp_path / "missing.yaml")
 
 
 def test_results_made_under_other_settings_are_not_mixed_with_new_ones(finished, tmp_path):

@@ -1,0 +1,139 @@
+"""`BenchmarkConfig`: what a benchmark compares, read from YAML and `--key value` overrides, every value type-checked.
+
+The file goes through `config.load_yaml` like every other stage's (unknown keys, nulls and lists are errors); then
+every value, those of the overrides and those inside `targets`, `pretrain`, `finetune` and `linear` included, is
+checked against its field's type, so a mistake is one `ConfigError` naming it before any run starts.
+`pretrain`, `finetune` and `linear` stay plain dicts of the keys given (they are saved so, and a resumed benchmark
+compares them so); their keys are the fields of `PretrainConfig` / `TransferConfig` the benchmark does not set itself.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import ConfigError, PretrainConfig, TransferConfig, load_yaml
+from .methods import METHODS
+
+PROTOCOLS = ("linear", "finetune")
+SET_BY_BENCHMARK = {  # fields of the nested configs that each run sets itself: giving them is a mistake
+    PretrainConfig: ("distilled", "arch", "seed", "output_dir"),
+    TransferConfig: ("target", "target_config", "image_column", "label_column", "train_split", "test_split",
+                     "max_train_samples", "pretrained", "protocol", "seed", "output_dir"),
+}
+
+
+@dataclass
+class TargetSpec:
+    """One transfer target: a labelled dataset and how many of its training labels the learner may see."""
+
+    dataset: str
+    name: str | None = None  # column title in the tables; default: dataset (and its label count)
+    max_train_samples: int | None = None
+    config: str | None = None
+    train_split: str = "train"
+    test_split: str | None = "test"
+    image_column: str | None = None
+    label_column: str | None = None
+
+    def __post_init__(self):
+        if self.name is None:
+            self.name = f"{self.dataset}-{self.max_train_samples}" if self.max_train_samples else self.dataset
+
+
+@dataclass
+class BenchmarkConfig:
+    """What to compare (methods, distilled sets), on what (targets, protocols), how often (seeds)."""
+
+    distilled: list[str]  # distilled sets (folders or Hub ids); their sizes m are the sizes of every baseline
+    targets: list[TargetSpec]
+    teacher: str | None = None  # teacher of the baselines' targets; default: the one recorded in the set's card
+    output_dir: str = "benchmark"
+    methods: list[str] = field(default_factory=lambda: ["scratch", "init", "random", "kmeans", "distilled"])
+    protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
+    archs: list[str] = field(default_factory=lambda: ["convnet"])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    pretrain: dict = field(default_factory=dict)  # PretrainConfig fields
+    finetune: dict = field(default_factory=dict)  # TransferConfig fields for protocol finetune
+    linear: dict = field(default_factory=dict)  # TransferConfig fields for protocol linear
+    full_epochs: int = 1  # epochs of the `full` method over the whole source
+    label_free_split: str = "test"  # held-out source split of the label-free score
+    label_free_images: int = 2000
+    rerun_changed_sets: bool = False  # a set distilled anew: redo the runs that read it, keep the others
+
+    def __post_init__(self):
+        self.targets = [t if isinstance(t, TargetSpec) else TargetSpec(**t) for t in self.targets]
+        if not self.distilled:
+            raise ConfigError("distilled: give at least one distilled set (folder or Hub id).")
+        unknown = sorted(set(self.methods) - set(METHODS))
+        if unknown:
+            raise ConfigError(f"methods {unknown} are unknown; choose from {', '.join(METHODS)}.")
+        bad = sorted(set(self.protocols) - set(PROTOCOLS))
+        if bad:
+            raise ConfigError(f"protocols {bad} are unknown; choose from {', '.join(PROTOCOLS)}.")
+        names = [t.name for t in self.targets]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"target names {names} repeat; give each target a distinct `name`.")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: dict | None = None) -> BenchmarkConfig:
+        """Read a YAML file; `overrides` (top-level keys, e.g. from the command line) win. Unknown keys and values of
+        the wrong type, in the file or in the overrides, are `ConfigError`s naming where they are."""
+        values = load_yaml(path, cls)
+        check_values(values, cls, f"in {path}")
+        check_values(overrides or {}, cls, "on the command line", prefix="--")
+        try:
+            return cls(**{**values, **(overrides or {})})
+        except TypeError as err:
+            raise ConfigError(f"{path}: {err}") from None
+
+
+NESTED = {"targets": TargetSpec, "pretrain": PretrainConfig, "finetune": TransferConfig, "linear": TransferConfig}
+
+
+def check_values(values: dict, config_cls: type, where: str, prefix: str = "") -> None:
+    """Refuse a key `config_cls` does not have and a value its field's type cannot take; recurse into `NESTED`
+    fields (`prefix` spells the key as the user wrote it: `--seeds`, `pretrain.num_epochs`)."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix.rstrip('.')}={values!r} {where} must be a mapping of key: value.")
+    hints = typing.get_type_hints(config_cls)
+    settable = [name for name in hints if name not in SET_BY_BENCHMARK.get(config_cls, ())]
+    for key, value in values.items():
+        if key in SET_BY_BENCHMARK.get(config_cls, ()):
+            raise ConfigError(f"{prefix}{key} {where} is set by the benchmark for each run; leave it out.")
+        if key not in settable:
+            raise ConfigError(f"unknown key {prefix}{key} {where}; valid keys: {', '.join(sorted(settable))}.")
+        nested = NESTED.get(key) if config_cls is BenchmarkConfig else None
+        if nested is TargetSpec and isinstance(value, list):
+            for i, target in enumerate(value):
+                check_values(target, TargetSpec, where, f"{prefix}{key}[{i}].")
+        elif nested is not None and isinstance(value, dict):
+            check_values(value, nested, where, f"{prefix}{key}.")
+        elif not _fits(value, hints[key]):
+            kind = _name(hints[key])
+            raise ConfigError(f"{prefix}{key}={value!r} {where} is not of type {kind}; give one of that type.")
+
+
+def _fits(value, hint) -> bool:
+    """Whether a YAML value can be a field of type `hint`: `int`, `float` (an int too), `str`, `bool`, `list[...]`,
+    `... | None`, `dict`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin or hint)
+
+
+def _name(hint) -> str:
+    """`list[int]` -> "list[int]", `int | None` -> "int or null", `str` -> "str"."""
+    text = getattr(hint, "__name__", None) if typing.get_origin(hint) is None else str(hint)
+    text = (text or str(hint)).replace("typing.", "").replace("NoneType", "None").replace(" | None", " or null")
+    return re.sub(r"[\w.]+\.(\w+)", r"\1", text)  # list[hf_ssdd.evaluation.config.TargetSpec] -> list[TargetSpec]

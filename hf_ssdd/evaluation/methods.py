@@ -1,0 +1,134 @@
+"""The methods compared: each turns (source, distilled set, seed) into the set a model is pre-trained on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..config import ConfigError, SourceConfig
+from ..data import Normalization
+
+
+def source_config(metadata: dict, split: str | None = None, max_samples: int | None = None) -> SourceConfig:
+    """The source a distilled set records (`metadata["source"]`, its resolution and channels) as a `SourceConfig`;
+    `split` and `max_samples` replace the set's own (its split, its `max_samples` hyperparameter) when given."""
+    source = metadata["source"]
+    return SourceConfig(
+        dataset=source["id"], dataset_config=source.get("config"), dataset_revision=source.get("revision"),
+        split=split or source["split"], image_column=source.get("image_column"),
+        max_samples=max_samples or metadata.get("hyperparameters", {}).get("max_samples") or None,
+        resolution=metadata["resolution"], channels=metadata["channels"],
+    )
+
+
+class Source:
+    """The real images behind a distilled set, in its space, with teacher features computed once."""
+
+    def __init__(self, distilled, teacher_name: str | None, device):
+        from ..data import load_images
+        from ..teachers import Teacher
+
+        meta = distilled.metadata
+        source = source_config(meta)
+        self.images = load_images(source).images  # uint8 (N, C, R, R)
+        self.labels = _labels(source, len(self.images))
+        self.normalization = Normalization(tuple(distilled.mean), tuple(distilled.std))
+        self.seed, self.metadata, self.device = meta["hyperparameters"]["seed"], meta, device
+        self.teacher = Teacher.from_pretrained(teacher_name or meta["teacher"]["id"]).to(device).eval()
+        self._features = None
+
+    def teacher_targets(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 `(n, C, R, R)` -> teacher representations `(n, d)`, as the distiller computes them."""
+        from ..transfer import batched
+
+        return batched(lambda x: self.teacher(x.float() / 255), images, self.device, chunk_size=512)
+
+    def features(self) -> torch.Tensor:
+        if self._features is None:
+            self._features = self.teacher_targets(self.images)
+        return self._features
+
+    def subset(self, indices: torch.Tensor, with_labels: bool):
+        from ..pretraining import TrainingSet
+
+        if with_labels and self.labels is None:
+            raise ConfigError("the source has no labels; use the *_mse variants of random and kmeans.")
+        x = self.normalization.normalize(self.images[indices])
+        y = self.labels[indices] if with_labels else self.teacher_targets(self.images[indices])
+        return TrainingSet(x, y, self.normalization)
+
+
+def _labels(source: SourceConfig, n: int) -> torch.Tensor | None:
+    """The first ClassLabel column of the source's first `n` rows, `(n,)` int64; None when it has none.
+    (`load_images` reads images only; the rows are the same, the dataset is read from the `datasets` cache.)"""
+    import datasets
+
+    from ..data import load_source
+
+    ds = load_source(source.dataset, source.dataset_config, source.split, source.dataset_revision)
+    for name, feature in ds.features.items():
+        if isinstance(feature, datasets.ClassLabel):
+            return torch.tensor(ds.select(range(n))[name], dtype=torch.long)
+    return None
+
+
+def _init(source, distilled, seed):
+    from ..subsets import initial_indices
+
+    return source.subset(initial_indices(len(source.images), len(distilled.pixel_values), source.seed), False)
+
+
+def _random(with_labels):
+    from ..subsets import random_subset
+
+    return lambda source, distilled, seed: source.subset(
+        random_subset(len(source.images), len(distilled.pixel_values), seed), with_labels
+    )
+
+
+def _kmeans(with_labels):
+    from ..subsets import kmeans_subset
+
+    return lambda source, distilled, seed: source.subset(
+        kmeans_subset(source.features().to(source.device), len(distilled.pixel_values), seed).cpu(), with_labels
+    )
+
+
+def _distilled(source, distilled, seed):
+    from ..pretraining import distilled_training_set
+
+    return distilled_training_set(distilled)
+
+
+def _full(source, distilled, seed):
+    from ..pretraining import TrainingSet
+
+    return TrainingSet(source.normalization.normalize(source.images), source.features(), source.normalization)
+
+
+@dataclass(frozen=True)
+class Method:
+    """How a method builds its pre-training set; `kd` regresses the teacher online; `scratch` does not train."""
+
+    build: Callable | None
+    help: str
+    kd: bool = False
+    per_size: bool = True  # False: one model per seed, whatever m
+    reads: str | None = None  # what of the distilled set it depends on: "set" (its tensors) or "init" (its start)
+
+
+METHODS = {
+    "scratch": Method(None, "no pre-training: the network at its random initialisation", per_size=False),
+    "init": Method(_init, "the distiller's starting point: its m real images with teacher targets (MSE)",
+                   reads="init"),
+    "random": Method(_random(True), "m random real images with their labels (cross-entropy)"),
+    "random_mse": Method(_random(False), "m random real images with teacher targets (MSE)"),
+    "kmeans": Method(_kmeans(True), "real images nearest to m k-means centres of teacher features, with labels"),
+    "kmeans_mse": Method(_kmeans(False), "the k-means images with teacher targets (MSE)"),
+    "distilled": Method(_distilled, "the distilled set: synthetic images and learned targets (MSE)", reads="set"),
+    "kd": Method(_distilled, "knowledge distillation: the teacher regressed online on the distilled images", kd=True,
+                 reads="set"),
+    "full": Method(_full, "the whole source with teacher targets (MSE): the upper reference", per_size=False),
+}

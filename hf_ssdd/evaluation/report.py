@@ -1,0 +1,96 @@
+"""What a benchmark reports: `results.md` (mean ± std tables), `results.png` (bars), and a distilled set's card."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..atomic import write_file
+from ..config import ConfigError
+from .config import BenchmarkConfig
+from .methods import METHODS
+from .results import LABEL_FREE, LABEL_FREE_COLUMNS, read_results, summarise
+
+PROTOCOL_TITLES = {"linear": "Linear probe", "finetune": "Fine-tuning"}
+
+
+def _label(method, m, arch, archs) -> str:
+    text = method if m is None else f"{method} (m={m})"
+    return f"{text} [{arch}]" if len(archs) > 1 else text
+
+
+def _order(cfg: BenchmarkConfig):
+    return lambda key: (cfg.methods.index(key[0]) if key[0] in cfg.methods else 99, key[1] or 0, key[2])
+
+
+def write_report(rows: list[dict], cfg: BenchmarkConfig, out: Path) -> None:
+    """results.md: one table per protocol (accuracy, %) and one for the label-free score; results.png: the bars."""
+    summary = summarise(rows)
+    archs = sorted({r["arch"] for r in rows})
+    lines = [f"# Benchmark: {', '.join(cfg.distilled)}\n", "Mean ± std over seeds "
+             f"{', '.join(map(str, cfg.seeds))}. Methods:\n"]
+    lines += [f"- `{name}`: {METHODS[name].help}" for name in cfg.methods]
+    tables = [(p, f"{PROTOCOL_TITLES[p]} accuracy (%)", [t.name for t in cfg.targets], 100) for p in cfg.protocols]
+    tables.append((LABEL_FREE, "Label-free: R² of the teacher's representations of held-out source images",
+                   list(LABEL_FREE_COLUMNS.values()), 1))
+    for protocol, title, targets, scale in tables:
+        methods = sorted({k for t in targets for k in summary.get((protocol, t), {})}, key=_order(cfg))
+        lines += [f"\n## {title}\n", "| method | " + " | ".join(targets) + " |", "|---" * (len(targets) + 1) + "|"]
+        for method in methods:
+            cells = []
+            for target in targets:
+                stat = summary.get((protocol, target), {}).get(method)
+                digits = 2 if scale == 100 else 3  # accuracy in %, R² as a fraction
+                cells.append("" if stat is None else f"{stat[0] * scale:.{digits}f} ± {stat[1] * scale:.{digits}f}")
+            lines.append(f"| {_label(*method, archs)} | " + " | ".join(cells) + " |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    plot(summary, tables, cfg, archs, out / "results.png")
+
+
+def plot(summary: dict, tables: list, cfg: BenchmarkConfig, archs: list[str], path: Path) -> None:
+    """One panel per table: a group of bars per target, one bar per method, error bars of one std."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables) + 2, 4.5), squeeze=False)
+    for ax, (protocol, title, targets, scale) in zip(axes[0], tables):
+        methods = sorted({k for t in targets for k in summary.get((protocol, t), {})}, key=_order(cfg))
+        width = 0.8 / max(len(methods), 1)
+        for i, method in enumerate(methods):
+            stats = [summary.get((protocol, t), {}).get(method, (math.nan, 0, 0)) for t in targets]
+            xs = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(targets))]
+            ax.bar(xs, [s[0] * scale for s in stats], width, yerr=[s[1] * scale for s in stats], capsize=2,
+                   label=_label(*method, archs))
+        ax.set_xticks(range(len(targets)), targets, rotation=15)
+        ax.set_title(title if len(title) < 40 else "Label-free R² (held-out source images)", fontsize=10)
+        low = min((s[0] - s[1]) * scale for t in targets for s in summary.get((protocol, t), {}).values())
+        ax.set_ylim(bottom=max(0.0, low - 0.1 * abs(low)) if low > 0 else low * 1.1)
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def add_benchmark_results(folder: str | Path, results_dir: str | Path) -> Path:
+    """Put the benchmark results of this set's size (its methods, its baselines, scratch) into its card, as
+    `metadata["transfer_results"]` rows `{table, column, method, m, arch, mean, std, seeds}`; return the card."""
+    from ..distilled_set import DistilledSet, render_card
+
+    folder, results = Path(folder), Path(results_dir) / "results.jsonl"
+    rows = read_results(results)
+    if not rows:
+        raise ConfigError(f"{results} holds no results; run `hf-ssdd benchmark` first.")
+    distilled = DistilledSet.load(folder)
+    m = len(distilled.pixel_values)
+    summary = summarise([row for row in rows if row["m"] in (m, None)])
+    if not any(method == "distilled" for stats in summary.values() for method, _, _ in stats):
+        raise ConfigError(f"{results} has no result for a distilled set of m={m}; is it this set's benchmark?")
+    distilled.metadata["transfer_results"] = [
+        {"table": table, "column": column, "method": method, "m": size, "arch": arch, "mean": mean, "std": std,
+         "seeds": n}
+        for (table, column), stats in summary.items() for (method, size, arch), (mean, std, n) in stats.items()
+    ]
+    write_file(folder / "README.md", lambda path: path.write_text(render_card(distilled)))
+    return folder / "README.md"

@@ -1,0 +1,86 @@
+"""Resuming a benchmark: what its results depend on (settings, the sets' fingerprints) and when they may be reused.
+
+`output_dir/benchmark_config.yaml` holds the config a benchmark was started with and the fingerprints of its sets;
+a rerun compares against it, so the saved form (plain dicts, these keys) must not change between versions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from ..atomic import write_file
+from ..config import ConfigError, check_output_dir
+from .config import BenchmarkConfig
+from .methods import METHODS
+from .results import read_results
+
+CONFIG_FILE = "benchmark_config.yaml"
+SETTINGS = ("teacher", "pretrain", "finetune", "linear", "full_epochs", "label_free_split", "label_free_images")
+READ_BY_ONE_METHOD = {"full_epochs": "full"}  # a setting only that method reads: a change matters once it has run
+
+
+def fingerprints(distilled) -> dict[str, str]:
+    """What the runs of a set depend on: its tensors (`set`) and its starting images (`init`)."""
+    hyper = distilled.metadata.get("hyperparameters", {})
+    start = f"seed={hyper.get('seed')},m={len(distilled.pixel_values)},max_samples={hyper.get('max_samples')}"
+    return {"set": distilled.fingerprint(), "init": start}
+
+
+def save_settings(cfg: BenchmarkConfig, out: Path, sets: dict[str, dict]) -> None:
+    """Write the config and the sets' fingerprints that a later run of this benchmark is checked against."""
+    saved = {**dataclasses.asdict(cfg), "fingerprints": sets}
+    (out / CONFIG_FILE).write_text(yaml.safe_dump(saved, sort_keys=False))
+
+
+def forget(out: Path, m: int, changed: set[str]) -> None:
+    """Drop the results and models of size `m` whose methods read a `changed` part of the set."""
+    methods = {name for name, method in METHODS.items() if method.reads in changed}
+    rows = [r for r in read_results(out / "results.jsonl") if not (r["method"] in methods and r["m"] == m)]
+    write_file(out / "results.jsonl", lambda path: path.write_text("".join(json.dumps(r) + "\n" for r in rows)))
+    for name in methods:
+        for folder in (out / "models").glob(f"{name}-m{m}-*"):
+            shutil.rmtree(folder)
+
+
+def check_resumable(cfg: BenchmarkConfig, out: Path, sets: dict[str, dict], sizes: dict[str, int],
+                    main_process: bool = True) -> None:
+    """Results in `out` may be resumed or extended (more seeds, methods, targets) only under the same settings and
+    with the same distilled sets; with `rerun_changed_sets`, the runs that read a changed set are dropped instead.
+    A setting that one method alone reads (`READ_BY_ONE_METHOD`) may change as long as that method has not run."""
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not (out / CONFIG_FILE).exists():
+        check_output_dir(str(out), overwrite=False)  # a folder that is not a benchmark's: refuse, with its message
+        return
+    saved = yaml.safe_load((out / CONFIG_FILE).read_text())
+    current = dataclasses.asdict(cfg)
+    differ = [key for key in SETTINGS if saved.get(key) != current[key]
+              and (key not in READ_BY_ONE_METHOD or has_run(out, READ_BY_ONE_METHOD[key]))]
+    saved_targets = {t["name"]: t for t in saved.get("targets", [])}
+    differ += [f"targets[{t['name']}]" for t in current["targets"] if saved_targets.get(t["name"], t) != t]
+    saved_sets = saved.get("fingerprints", {})
+    for name, parts in sets.items():
+        before = saved_sets.get(name, parts)
+        before = {"set": before} if isinstance(before, str) else before
+        changed = {key for key, value in parts.items() if before.get(key, value) != value}
+        if changed and cfg.rerun_changed_sets:
+            if main_process:
+                forget(out, sizes[name], changed)
+        elif changed:
+            differ.append(f"the set {name} (pass --rerun_changed_sets true to redo only the runs that read it)")
+    if differ:
+        raise ConfigError(
+            f"{out} holds results made with other settings ({', '.join(differ)} changed); "
+            "restore them to resume, or pass another output_dir."
+        )
+
+
+def has_run(out: Path, method: str) -> bool:
+    """Whether `method` has results or a pre-trained model in the benchmark folder `out`."""
+    ran = any(r["method"] == method for r in read_results(out / "results.jsonl"))
+    return ran or any((out / "models").glob(f"{method}-*"))

@@ -1,0 +1,186 @@
+"""The `Benchmark`: every (method, set, arch, seed) job pre-trains one model, then scores it on every target and
+protocol and label-free; each score is appended to results.jsonl at once (see the package docstring)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from ..config import ConfigError, PretrainConfig, TransferConfig
+from .config import BenchmarkConfig, TargetSpec
+from .methods import METHODS, Source, source_config
+from .report import write_report
+from .resume import check_resumable, fingerprints, save_settings
+from .results import LABEL_FREE, read_results, run_id
+from .ridge_probe import ridge_r2
+
+
+class Benchmark:
+    """State of one benchmark: its config, the results so far, and the caches shared by its runs."""
+
+    def __init__(self, cfg: BenchmarkConfig, accelerator=None):
+        from accelerate import Accelerator
+
+        from ..distilled_set import DistilledSet
+
+        self.cfg, self.out = cfg, Path(cfg.output_dir)
+        self.results_path = self.out / "results.jsonl"
+        self.acc = accelerator or Accelerator()
+        self.distilled = [DistilledSet.load(name) for name in cfg.distilled]
+        sets = {name: fingerprints(d) for name, d in zip(cfg.distilled, self.distilled)}
+        sizes = {name: len(d.pixel_values) for name, d in zip(cfg.distilled, self.distilled)}
+        check_resumable(cfg, self.out, sets, sizes, main_process=self.acc.is_main_process)
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_settings(cfg, self.out, sets)
+        self.acc.wait_for_everyone()
+        sources = {json.dumps(d.metadata.get("source"), sort_keys=True) for d in self.distilled}
+        if len(sources) > 1:
+            raise ConfigError("the distilled sets come from different sources; benchmark one source at a time.")
+        self.rows = read_results(self.results_path)
+        self.done = {run_id(r) for r in self.rows}
+        self._source = None
+        self._splits = {}
+
+    @property
+    def source(self) -> Source:
+        if self._source is None:
+            self._source = Source(self.distilled[0], self.cfg.teacher, self.acc.device)
+        return self._source
+
+    def jobs(self):
+        """`(method, distilled set, arch, seed)` in run order; size-free methods once per (arch, seed)."""
+        for seed in self.cfg.seeds:
+            for arch in self.cfg.archs:
+                for name in self.cfg.methods:
+                    sets = self.distilled if METHODS[name].per_size else self.distilled[:1]
+                    for distilled in sets:
+                        yield name, distilled, arch, seed
+
+    def pending(self, name, m, arch, seed) -> list[tuple[str, str]]:
+        wanted = [(t.name, p) for t in self.cfg.targets for p in self.cfg.protocols] + [(LABEL_FREE, LABEL_FREE)]
+        return [(t, p) for t, p in wanted if run_id(self._row(name, m, arch, seed, t, p)) not in self.done]
+
+    def _row(self, name, m, arch, seed, target, protocol) -> dict:
+        return {"method": name, "m": m, "arch": arch, "seed": seed, "target": target, "protocol": protocol}
+
+    def run(self) -> list[dict]:
+        from tqdm.auto import tqdm
+
+        jobs = list(self.jobs())
+        for name, distilled, arch, seed in tqdm(jobs, desc="benchmark", disable=not self.acc.is_main_process):
+            m = len(distilled.pixel_values) if METHODS[name].per_size else None
+            pending = self.pending(name, m, arch, seed)
+            if not pending:
+                continue
+            model_dir = self.model(name, distilled, arch, seed)
+            for target, protocol in pending:
+                row = self._row(name, m, arch, seed, target, protocol)
+                if target == LABEL_FREE:
+                    row.update(self.label_free(model_dir))
+                else:
+                    row.update(self.transfer(model_dir, target, protocol, seed))
+                self.append(row)
+        if self.acc.is_main_process:
+            write_report(self.rows, self.cfg, self.out)
+        return self.rows
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+        self.done.add(run_id(row))
+        if self.acc.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with self.results_path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def model(self, name: str, distilled, arch: str, seed: int) -> Path:
+        """The folder of the pre-trained model of this job, trained and saved unless it is already there."""
+        from accelerate.utils import set_seed
+
+        from ..modeling import learner_config, new_model
+        from ..pretraining import default_arch, fit, save_pretrained
+
+        method = METHODS[name]
+        m = len(distilled.pixel_values)
+        size = f"-m{m}" if method.per_size else ""
+        folder = self.out / "models" / f"{name}{size}-{arch}-seed{seed}"
+        if (folder / "config.json").exists():
+            return folder
+        data = method.build(self.source, distilled, seed) if method.build else None
+        outputs = self.source.teacher.dim if data is None or method.kd else data.num_outputs
+        arch_name, options = default_arch(distilled, arch)
+        _, channels, side, _ = distilled.pixel_values.shape
+        set_seed(seed)
+        model = new_model(learner_config(arch_name, channels, side, outputs, **options))
+        epochs = self.cfg.full_epochs if name == "full" else self.cfg.pretrain.get("num_epochs", 1000)
+        cfg = PretrainConfig(**{**self.cfg.pretrain, "num_epochs": epochs, "seed": seed, "output_dir": str(folder),
+                                "distilled": f"{name} (m={m})", "arch": arch})
+        history, start = [{"step": 0, "loss": float("nan")}], time.perf_counter()
+        if data is not None:
+            model.config.problem_type = "single_label_classification" if data.uses_labels else "regression"
+            history = fit(model, data, cfg, self.acc, teacher=self.source.teacher if method.kd else None)
+        if self.acc.is_main_process:
+            stats = {"steps": history[-1]["step"], "final_loss": history[-1]["loss"],
+                     "wall_time_s": time.perf_counter() - start,
+                     "num_images": 0 if data is None else len(data.pixel_values), "resolution": side,
+                     "distilled_metadata": distilled.metadata, "objective": f"`{name}`, {method.help}"}
+            save_pretrained(model, folder, cfg, self.source.normalization, stats, history)
+        self.acc.wait_for_everyone()
+        return folder
+
+    def splits(self, spec: TargetSpec, side: int, channels: int):
+        from ..transfer import load_splits
+
+        key = (spec.name, side, channels)
+        if key not in self._splits:
+            self._splits[key] = load_splits(self.transfer_config(spec, "linear", 0, None), side, channels)
+        return self._splits[key]
+
+    def transfer_config(self, spec: TargetSpec, protocol: str, seed: int, model_dir) -> TransferConfig:
+        overrides = self.cfg.finetune if protocol == "finetune" else self.cfg.linear
+        return TransferConfig(
+            target=spec.dataset, target_config=spec.config, image_column=spec.image_column,
+            label_column=spec.label_column, train_split=spec.train_split, test_split=spec.test_split,
+            max_train_samples=spec.max_train_samples, pretrained=None if model_dir is None else str(model_dir),
+            protocol=protocol, seed=seed, output_dir=str(self.out / "transfer"), **overrides,
+        )
+
+    def transfer(self, model_dir: Path, target: str, protocol: str, seed: int) -> dict:
+        from ..transfer import run_transfer
+
+        spec = next(t for t in self.cfg.targets if t.name == target)
+        _, channels, side, _ = self.distilled[0].pixel_values.shape
+        cfg = self.transfer_config(spec, protocol, seed, model_dir)
+        result = run_transfer(cfg, self.acc, splits=self.splits(spec, side, channels))
+        return {key: result[key] for key in ("accuracy", "num_train", "num_test", "max_steps")}
+
+    def label_free(self, model_dir: Path) -> dict:
+        """`r2` of the model's head against the teacher (heads trained on teacher targets) and `probe_r2`."""
+        from transformers import AutoModelForImageClassification
+
+        from ..metrics import representation_r2
+        from ..modeling import features
+        from ..transfer import batched
+
+        images, targets = self.held_out()
+        model = AutoModelForImageClassification.from_pretrained(model_dir).to(self.acc.device).eval()
+        x = self.source.normalization.normalize(images)
+        predicts_teacher = model.config.problem_type == "regression"  # trained on teacher targets
+        r2 = representation_r2(batched(lambda v: model(pixel_values=v).logits, x, self.acc.device), targets) \
+            if predicts_teacher else None
+        probe = ridge_r2(batched(lambda v: features(model, v), x, self.acc.device), targets)
+        return {"r2": r2, "probe_r2": probe}
+
+    def held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Held-out source images `(n, C, R, R)` (no labels read) and their teacher representations `(n, d)`."""
+        if "held_out" not in self._splits:
+            from ..data import load_images
+
+            source = source_config(self.distilled[0].metadata, self.cfg.label_free_split, self.cfg.label_free_images)
+            images = load_images(source).images
+            self._splits["held_out"] = images, self.source.teacher_targets(images)
+        return self._splits["held_out"]

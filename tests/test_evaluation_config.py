@@ -1,0 +1,96 @@
+"""`evaluation.config`: a benchmark config is read by the typed loader of every stage; every unknown or mistyped key,
+in the file, in its nested `targets`/`pretrain`/`finetune`/`linear`, or among the overrides, is a `ConfigError`."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hf_ssdd.config import ConfigError
+from hf_ssdd.evaluation.config import BenchmarkConfig
+from hf_ssdd.evaluation.methods import METHODS
+
+FASHION_MNIST = Path(__file__).parents[1] / "benchmarks" / "fashion_mnist.yaml"
+
+
+def write_config(path, distilled, target, **overrides):
+    values = {
+        "distilled": [distilled], "targets": [{"dataset": target, "name": "top-bottom"},
+                                              {"dataset": target, "name": "top-bottom-8", "max_train_samples": 8}],
+        "output_dir": str(path.parent / "bench"), "methods": list(METHODS), "seeds": [0, 1],
+        "pretrain": {"num_epochs": 3}, "finetune": {"max_steps": 3, "batch_size": 16}, "linear": {"max_steps": 20},
+        "label_free_images": 32,
+    }
+    path.write_text(yaml.safe_dump({**values, **overrides}))
+    return path
+
+
+def test_bad_configs_are_one_line_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown"):
+        BenchmarkConfig.from_yaml(write_config(tmp_path / "a.yaml", "set", "target", methods=["magic"]))
+    with pytest.raises(ConfigError, match="unknown key"):
+        BenchmarkConfig.from_yaml(write_config(tmp_path / "b.yaml", "set", "target", colour="red"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        BenchmarkConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_the_fashion_mnist_benchmark_parses():
+    cfg = BenchmarkConfig.from_yaml(FASHION_MNIST)
+    assert [t.name for t in cfg.targets] == ["fashion-mnist-100", "fashion-mnist-1000", "digits"]
+    assert cfg.pretrain["weight_decay"] == 1e-3 and cfg.seeds == [0, 1, 2]
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"seeds": "abc"}, "seeds='abc' in .* is not of type list\\[int\\]"),
+    ({"seeds": [0, "one"]}, "seeds=\\[0, 'one'\\] in .* is not of type list\\[int\\]"),
+    ({"full_epochs": 1.5}, "full_epochs=1.5 in .* is not of type int"),
+    ({"rerun_changed_sets": "yes please"}, "rerun_changed_sets='yes please' in .* is not of type bool"),
+    ({"pretrain": {"num_epoch": 3}}, "unknown key pretrain.num_epoch in .*; valid keys: .*num_epochs"),
+    ({"pretrain": {"learning_rate": "fast"}}, "pretrain.learning_rate='fast' in .* is not of type float"),
+    ({"pretrain": {"seed": 3}}, "pretrain.seed in .* is set by the benchmark"),
+    ({"finetune": {"max_steps": "10"}}, "finetune.max_steps='10' in .* is not of type int"),
+    ({"linear": {"protocol": "finetune"}}, "linear.protocol in .* is set by the benchmark"),
+    ({"linear": 3}, "linear=3 in .* is not of type dict"),
+    ({"targets": [{"dataset": "d", "max_train_samples": "all"}]}, "targets\\[0\\].max_train_samples='all' in .*"),
+    ({"targets": [{"dataset": "d", "colour": "red"}]}, "unknown key targets\\[0\\].colour in"),
+    ({"targets": ["d"]}, "targets\\[0\\]='d' in .* must be a mapping"),
+])
+def test_a_mistyped_or_unknown_key_anywhere_in_the_file_is_one_line_naming_it(tmp_path, values, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        BenchmarkConfig.from_yaml(write_config(tmp_path / "c.yaml", "set", "target", **values))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"seeds": "abc"}, "--seeds='abc' on the command line is not of type list\\[int\\]"),
+    ({"colour": "red"}, "unknown key --colour on the command line; valid keys"),
+    ({"pretrain": {"num_epochs": "many"}}, "--pretrain.num_epochs='many' on the command line is not of type int"),
+])
+def test_overrides_are_checked_and_named_as_command_line_options(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        BenchmarkConfig.from_yaml(write_config(tmp_path / "c.yaml", "set", "target"), overrides)
+
+
+def test_overrides_win_over_the_file(tmp_path):
+    cfg = BenchmarkConfig.from_yaml(write_config(tmp_path / "c.yaml", "set", "target"), {"seeds": [5], "linear": {}})
+    assert cfg.seeds == [5] and cfg.linear == {} and cfg.finetune == {"max_steps": 3, "batch_size": 16}
+
+
+def test_the_saved_settings_are_those_of_a_benchmark_started_before_the_move():
+    """`benchmark_config.yaml` is compared key by key on resume: the form hf_ssdd.benchmark saved must not change."""
+    target = {"config": None, "train_split": "train", "test_split": "test", "image_column": None, "label_column": None}
+    saved = {  # dataclasses.asdict of benchmarks/fashion_mnist.yaml as the former hf_ssdd.benchmark parsed it
+        "distilled": ["outputs/fashion-mnist-krr-st-m10", "outputs/fashion-mnist-krr-st-m100"],
+        "targets": [{"dataset": "fashion_mnist", "name": "fashion-mnist-100", "max_train_samples": 100, **target},
+                    {"dataset": "fashion_mnist", "name": "fashion-mnist-1000", "max_train_samples": 1000, **target},
+                    {"dataset": "digits", "name": "digits", "max_train_samples": None, **target}],
+        "teacher": "outputs/fashion-mnist-teacher", "output_dir": "outputs/benchmark-fashion-mnist",
+        "methods": ["scratch", "init", "random", "kmeans", "distilled"], "protocols": ["linear", "finetune"],
+        "archs": ["convnet"], "seeds": [0, 1, 2],
+        "pretrain": {"num_epochs": 1000, "batch_size": 256, "learning_rate": 0.1, "momentum": 0.9,
+                     "weight_decay": 0.001},
+        "finetune": {"max_steps": 200, "batch_size": 128, "learning_rate": 0.01}, "linear": {"max_steps": 500},
+        "full_epochs": 4, "label_free_split": "test", "label_free_images": 2000, "rerun_changed_sets": False,
+    }
+    assert dataclasses.asdict(BenchmarkConfig.from_yaml(FASHION_MNIST)) == saved
