@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ConfigError, SourceConfig
+from .provenance import card_license, hub_card, local_license
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G and B in grey
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -83,6 +84,25 @@ def load_digits(split: str = "train", revision: str | None = None):
 
 
 BUILTIN_SOURCES = {"fashion_mnist": load_fashion_mnist, "digits": load_digits}
+BUILTIN_HUB_COPIES = {"fashion_mnist": (FASHION_MNIST_HUB_ID, FASHION_MNIST_LICENSE)}  # built-in -> (Hub id, licence)
+
+
+def describe_source(dataset: str, revision: str | None = None) -> tuple[dict, dict | None]:
+    """Where a reader finds the source dataset, and the licence its own card gives (`{"id", "from"}`, or None).
+
+    A Hub dataset: `id` (= `hub_id`) and the commit its card was read at. A built-in: its name, and the Hub id and
+    licence of its Hub copy where it has one. A local folder: its name only, and the licence of its README.md card or
+    of `datasets`' dataset_info.json (when that is a Hub licence id). Beside `load_source`, in its order.
+    """
+    if dataset in BUILTIN_SOURCES:  # the order of `load_source`: a built-in name, a local folder, a Hub id
+        hub_id, license = BUILTIN_HUB_COPIES.get(dataset, (None, None))
+        found = {"id": license, "from": f"the card of `{hub_id}`"} if license else None
+        return {"id": dataset, "hub_id": hub_id, "revision": revision}, found
+    if Path(dataset).exists():
+        return {"folder": Path(dataset).resolve().name}, local_license(Path(dataset))
+    card, commit = hub_card(dataset, revision)
+    source = {"id": dataset, "hub_id": dataset, "revision": commit or revision}
+    return source, card_license(card, f"the card of `{dataset}`")
 
 
 def load_source(dataset: str, config: str | None = None, split: str = "train", revision: str | None = None):

@@ -30,7 +30,7 @@ from torch import nn
 from .checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, rotate_checkpoints, save_checkpoint
 from .config import ConfigError, DistillConfig, check_output_dir, fixed_on_resume, hyperparameters
 from .data import (
-    Augmentation, Normalization, Stream, batch_indices, load_images, step_generator,
+    Augmentation, Normalization, Stream, batch_indices, describe_source, load_images, step_generator,
 )
 from .krr import krr_loss, with_bias
 from .learners import ConvNet, learner_of
@@ -370,7 +370,8 @@ class Distiller:
     def result(self):
         """The current synthetic set as a `DistilledSet` with its provenance; local folders are named, never located."""
         from . import __version__
-        from .distilled_set import DistilledSet, describe_source, public_name
+        from .distilled_set import DistilledSet
+        from .provenance import public_name
 
         cfg = self.cfg
         source, source_license = describe_source(cfg.dataset, cfg.dataset_revision)

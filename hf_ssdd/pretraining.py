@@ -172,7 +172,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
 def save_pretrained(model, output_dir, cfg: PretrainConfig, normalization, stats: dict, history: list[dict]) -> Path:
     """Write the model folder (see the module docstring) into a temporary sibling, then rename it into place."""
-    from .model_card import pretrained_card
+    from .cards import pretrained_card
     from .model_folder import save_model_folder
 
     card = pretrained_card(model, cfg, stats)

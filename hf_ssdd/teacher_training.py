@@ -26,20 +26,15 @@ Output folder, written by the main process into a temporary sibling folder, then
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 
 from .barlow_twins import SSLAugmentation, barlow_twins_loss, projector
 from .config import ConfigError, TeacherTrainConfig, check_output_dir
-from .data import FASHION_MNIST_HUB_ID
-
-HUB_DATASETS = {"fashion_mnist": FASHION_MNIST_HUB_ID}  # built-in sources -> their Hub ids for the card
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -210,81 +205,8 @@ def save_teacher(encoder, output_dir, cfg: TeacherTrainConfig, normalization, st
     `stats` holds num_images, resolution, channels, image_size, steps, final_loss, wall_time_s, num_processes and
     device, for the card. Main process only.
     """
+    from .cards import teacher_card
     from .model_folder import save_model_folder
 
-    card = model_card(cfg, normalization, stats, encoder)
+    card = teacher_card(cfg, normalization, stats, encoder)
     return save_model_folder(encoder, output_dir, stats["image_size"], normalization, cfg, "teacher", history, card)
-
-
-def model_card(cfg: TeacherTrainConfig, normalization, stats: dict, encoder) -> str:
-    """README.md: Hub metadata, then how the teacher was trained and how to load and use it."""
-    from . import __version__
-    from .distilled_set import public_name
-
-    dataset = HUB_DATASETS.get(cfg.dataset, public_name(cfg.dataset))
-    metadata = {
-        "library_name": "transformers",
-        "pipeline_tag": "image-feature-extraction",
-        "tags": ["self-supervised", "barlow-twins", "hf-ssdd", cfg.architecture],
-        **({"datasets": [dataset]} if not Path(cfg.dataset).exists() else {}),
-    }
-    s, side = stats, stats["image_size"]
-    params = sum(p.numel() for p in encoder.parameters())
-    epochs = s["steps"] * cfg.batch_size / s["num_images"]
-    mean = [round(v, 4) for v in normalization.mean]
-    std = [round(v, 4) for v in normalization.std]
-    values = {k: public_name(v) if isinstance(v, str) else v for k, v in dataclasses.asdict(cfg).items()}
-    hyperparameters = "\n".join(f"| `{k}` | `{v}` |" for k, v in values.items())
-    name = cfg.push_to_hub or public_name(cfg.output_dir)
-    return f"""---
-{yaml.safe_dump(metadata, sort_keys=False).strip()}
----
-
-# Barlow Twins teacher: {cfg.architecture} on `{dataset}`
-
-A {cfg.architecture} encoder ({params / 1e6:.2f}M parameters, stages {cfg.hidden_sizes}, blocks {cfg.depths}) trained
-from scratch, without labels, with Barlow Twins (Zbontar et al., *Barlow Twins: Self-Supervised Learning via
-Redundancy Reduction*, ICML 2021) on the {s["num_images"]} images of `{dataset}` (split `{cfg.split}`),
-{s["resolution"]}x{s["resolution"]} with {s["channels"]} channel(s), by hf-ssdd {__version__} `train-teacher`.
-Its representation is `pooler_output`, a {cfg.hidden_sizes[-1]}-d vector per image. It is meant as the frozen teacher
-of KRR-ST dataset distillation.
-
-## Training
-
-- Objective: Barlow Twins, off-diagonal weight {cfg.lambda_offdiag}, on a projector of widths
-  {[cfg.projector_dim] * 3} (Linear-BN-ReLU x2, Linear), discarded after training.
-- Views: random resized crop (area {cfg.min_crop_scale}-1, aspect 3/4-4/3) resampled to {side}x{side},
-  horizontal flip {"on" if cfg.flip else "off"}, brightness/contrast{"/saturation" if s["channels"] == 3 else ""}
-  jitter {cfg.color_jitter} (p = 0.8){", grey with p = 0.2" if s["channels"] == 3 else ""}.
-- Input normalisation: mean {mean}, std {std} (in [0, 1] pixel units).
-- Optimiser: AdamW, learning rate {cfg.learning_rate}, weight decay {cfg.weight_decay}, linear warm-up over
-  {cfg.warmup_ratio:.0%} of the steps, then cosine to 0.
-- {s["steps"]} steps of {cfg.batch_size} images ({epochs:.1f} epochs), seed {cfg.seed}, on {s["num_processes"]}
-  process(es) ({s["device"]}), {s["wall_time_s"]:.0f} s wall time.
-- Final loss: {s["final_loss"]:.2f} (mean of the last {cfg.logging_steps} steps; the curve is in `train_log.json`).
-
-| hyperparameter | value |
-|---|---|
-{hyperparameters}
-
-The same run: `hf-ssdd train-teacher --config teacher_config.yaml`.
-
-## Use
-
-```python
-import torch
-from transformers import AutoModel
-
-model = AutoModel.from_pretrained("{name}").eval()
-mean = torch.tensor({mean}).view(1, -1, 1, 1)
-std = torch.tensor({std}).view(1, -1, 1, 1)
-# x: (n, {s["channels"]}, {side}, {side}) pixels in [0, 1]
-features = model(pixel_values=(x - mean) / std).pooler_output.flatten(1)  # (n, {cfg.hidden_sizes[-1]})
-```
-
-`preprocessor_config.json` holds the same size and normalisation. As the teacher of a distillation:
-
-```bash
-hf-ssdd distill --teacher {name} --dataset {values["dataset"]} --output_dir distilled
-```
-"""

@@ -214,7 +214,7 @@ def transfer(cfg: TransferConfig) -> dict:
         write_file(out / "transfer_config.yaml", lambda path: save_config(cfg, path))
         write_file(out / "results.json", lambda path: path.write_text(json.dumps(result, indent=2) + "\n"))
         if cfg.pretrained and (Path(cfg.pretrained) / "README.md").is_file():
-            from .model_card import add_results
+            from .cards import add_results
 
             add_results(cfg.pretrained, [result])
         print(f"transfer: {cfg.protocol} accuracy on {cfg.target} = {result['accuracy']:.4f} -> {out / 'results.json'}")

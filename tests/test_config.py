@@ -131,3 +131,9 @@ def test_field_roles_say_what_a_distilled_set_records_and_what_a_resume_may_chan
     assert set(hyperparameters(cfg)) == every - outputs
     assert set(fixed_on_resume(cfg)) == every - outputs - run_only
     assert {"num_synthetic", "learning_rate", "teacher", "seed"} <= set(fixed_on_resume(cfg))
+
+
+def test_license_must_be_a_hub_licence_id():
+    assert DistillConfig(license="cc-by-nc-4.0").license == "cc-by-nc-4.0"
+    with pytest.raises(ConfigError, match="license='MIT' is not a Hub licence id"):
+        DistillConfig(license="MIT")

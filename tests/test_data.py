@@ -1,5 +1,8 @@
 """The data path: sources, decoding, normalisation, batches and batched augmentation."""
 
+from unittest import mock
+
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -13,6 +16,7 @@ from hf_ssdd.data import (
     Normalization,
     batch_indices,
     decode_images,
+    describe_source,
     image_column,
     load_source,
     step_generator,
@@ -134,3 +138,32 @@ def test_load_images_reads_a_source_config_its_split_its_first_rows(tiny_labelle
     assert test.images.shape == (32, 3, 8, 8) and test.num_rows == 32
     first = load_images(SourceConfig(dataset=tiny_labelled, max_samples=40), rows=1)
     assert first.num_rows == 40 and torch.equal(first.images, train.images[:1])
+
+
+def test_a_hub_source_out_of_reach_keeps_the_given_revision_and_an_unknown_licence():
+    offline = mock.Mock(side_effect=OSError("offline mode is enabled"))
+    with mock.patch("huggingface_hub.hf_hub_download", offline):
+        assert describe_source("org/images", revision="v1") == (
+            {"id": "org/images", "hub_id": "org/images", "revision": "v1"}, None
+        )
+
+
+def test_a_local_source_is_named_by_its_folder_with_the_licence_of_its_card_or_its_dataset_info(tmp_path):
+    carded = tmp_path / "carded"
+    carded.mkdir()
+    (carded / "README.md").write_text("---\nlicense: other\nlicense_name: blob-licence\nlicense_link: LICENSE\n---\n")
+    assert describe_source(str(carded)) == (
+        {"folder": "carded"},
+        {"id": "other", "from": "the card of the local folder `carded`", "name": "blob-licence", "link": "LICENSE"},
+    )
+
+    features = datasets.Features({"image": datasets.Array2D((4, 4), "uint8")})
+    info = datasets.DatasetInfo(license="CC-BY-4.0", features=features)  # a DatasetDict: dataset_info.json per split
+    split = datasets.Dataset.from_dict({"image": np.zeros((2, 4, 4), np.uint8)}, features=features, info=info)
+    datasets.DatasetDict({"train": split}).save_to_disk(str(tmp_path / "on-disk"))
+    assert describe_source(str(tmp_path / "on-disk") + "/") == (
+        {"folder": "on-disk"}, {"id": "cc-by-4.0", "from": "the dataset_info.json of the local folder `on-disk`"}
+    )
+
+    (tmp_path / "plain").mkdir()
+    assert describe_source(str(tmp_path / "plain")) == ({"folder": "plain"}, None)

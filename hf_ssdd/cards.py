@@ -1,0 +1,419 @@
+"""Every card hf-ssdd writes, in one place: the distilled set's dataset card, the teacher's and the pre-trained
+learner's model cards, and the transfer results merged into the latter.
+
+A card is text rendered from what a stage recorded (a `DistilledSet`'s metadata, a run's config and stats), so a card
+never imports a stage: the stage passes what the card shows. Inputs are named as `provenance` names them (Hub id and
+commit, or a local folder by its name), never by a path on this machine. Transfer results live in a model card's
+`model-index` metadata, the format the Hub reads into its evaluation widget and leaderboards; `add_results` merges new
+results into a saved card, one entry per (target, protocol).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import yaml
+
+from .data import BUILTIN_HUB_COPIES
+from .provenance import public_metadata, public_name, where
+
+TAGS = ("dataset-distillation", "self-supervised", "hf-ssdd")
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
+SNIPPET_PLACEHOLDER = "<repo_id or folder>"  # in the usage snippets of a set not pushed yet
+LEARNER_KEYS = ("depth", "width", "norm", "pooling")  # ConvNet arguments recorded in metadata["learner"]
+PROTOCOL_NAMES = {"finetune": "Fine-tuning accuracy", "linear": "Linear-probe accuracy"}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The distilled set's dataset card
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def render_card(distilled) -> str:
+    """The text of a `DistilledSet`'s `README.md`: YAML metadata the Hub and `datasets` read, then prose for people."""
+    return f"---\n{_card_data(distilled).to_yaml()}\n---\n\n{_card_text(distilled)}"
+
+
+def _card_data(distilled):
+    """Hub metadata; `configs` keeps the loader on `data/`, `hf_ssdd` holds what `DistilledSet.load` needs back."""
+    from datasets import DatasetInfo, SplitDict, SplitInfo
+    from datasets.info import DatasetInfosDict
+    from huggingface_hub import DatasetCardData
+
+    m = len(distilled.pixel_values)
+    license, hub_id = distilled.metadata.get("license") or {}, distilled.metadata.get("source", {}).get("hub_id")
+    data = DatasetCardData(
+        license=license.get("id", "unknown"),  # the source's licence applies to images derived from it
+        license_name=license.get("name"),  # with license: other, as the source's card names it
+        license_link=license.get("link"),
+        source_datasets=[hub_id] if hub_id else None,
+        pretty_name=_title(distilled),
+        tags=list(TAGS),
+        task_categories=["image-feature-extraction"],
+        size_categories=[_size_category(m)],
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": distilled.data_file()}]}],
+        hf_ssdd={
+            "mean": [float(v) for v in distilled.mean],
+            "std": [float(v) for v in distilled.std],
+            "metadata": public_metadata(distilled.metadata),
+        },
+    )
+    info = DatasetInfo(features=distilled.features(), splits=SplitDict({"train": SplitInfo("train", num_examples=m)}))
+    DatasetInfosDict({"default": info}).to_dataset_card_data(data)
+    return data
+
+
+def _licence_section(license: dict | None) -> str:
+    """The licence in words: which and where it came from, or that it is unknown and how to set it."""
+    derived = "The synthetic images are derived from the source dataset, so its terms apply to them."
+    if not license:
+        return (
+            "**The licence is unknown**: none was found for the source dataset (no card of it gives one) and none was "
+            f"set with `--license`. {derived} Find its licence and set the `license` field of this card to its Hub "
+            "licence id (https://huggingface.co/docs/hub/repositories-licenses), or distil again with `--license <id>`."
+        )
+    ids = ", ".join(f"`{i}`" for i in (license["id"] if isinstance(license["id"], list) else [license["id"]]))
+    details = [license[key] for key in ("name", "link") if license.get(key)]
+    named = f" ({', '.join(details)})" if details else ""
+    return f"Licence: {ids}{named}, from {license['from']}. {derived}"
+
+
+def _size_category(m: int) -> str:
+    return next((name for bound, name in SIZE_CATEGORIES if m < bound), "n>1M")
+
+
+def _title(distilled) -> str:
+    source = distilled.metadata.get("source", {})
+    name = source.get("folder") or source.get("id") or "Distilled set"
+    return f"{name}: {len(distilled.pixel_values)} synthetic images (KRR-ST)"
+
+
+def _describe(values: dict, templates: dict[str, str]) -> str:
+    """Fill in the templates of the keys `values` has, e.g. "`x`, split `train`": a card shows what was recorded."""
+    parts = [template.format(values[key]) for key, template in templates.items() if values.get(key) is not None]
+    return ", ".join(parts) or "—"
+
+
+def _number(value, spec: str = ".6g") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _card_text(distilled) -> str:
+    md = distilled.metadata
+    m, c, h, w = distilled.pixel_values.shape
+    d = distilled.targets.shape[1]
+    source, teacher, learner = md.get("source", {}), md.get("teacher", {}), md.get("learner", {})
+    hyperparameters = md.get("hyperparameters", {})
+    wall_time = md.get("wall_time_s")
+    provenance = {
+        "Source dataset": _describe(
+            {**source, "where": where(source)},
+            {"where": "{}", "config": "config `{}`", "split": "split `{}`", "image_column": "column `{}`",
+             "num_images": "{} images"},
+        ),
+        "Teacher": _describe(
+            {**teacher, "where": where(teacher)},
+            {"where": "{}", "model_type": "type `{}`", "pooling": "pooling `{}`", "dim": "{}-d",
+             "image_size": "sees {} px"},
+        ),
+        "Normalisation": f"mean `{list(distilled.mean)}`, std `{list(distilled.std)}`",
+        "Synthetic set": f"m = {m} images of {c} × {h} × {w}, targets of dimension {d}",
+        "Learner": "ConvNet, " + _describe(learner, {key: f"{key} `{{}}`" for key in LEARNER_KEYS}),
+        "Seed": _number(md.get("seed"), "d"),
+        "Steps": _number(md.get("steps"), "d"),
+        "Loss (initial → final)": f"{_number(md.get('initial_loss'))} → {_number(md.get('final_loss'))}",
+        "Wall time": "—" if wall_time is None else f"{wall_time / 60:.1f} min",
+        "hf-ssdd version": md.get("library_version", "—"),
+    }
+    provenance_rows = "\n".join(f"| {name} | {value} |" for name, value in provenance.items())
+    hyperparameter_rows = "\n".join(f"| `{name}` | `{value}` |" for name, value in hyperparameters.items())
+    learner_args = "".join(f", {key}={learner[key]!r}" for key in LEARNER_KEYS if key in learner)
+    repo = md.get("repo_id") or SNIPPET_PLACEHOLDER
+    return f"""# {_title(distilled)}
+
+A **self-supervised distilled set**: {m} synthetic images, each with a learned {d}-dimensional target, made with
+hf-ssdd by KRR-ST, kernel ridge regression on self-supervised targets (Lee et al., ICLR 2024,
+[arXiv:2310.06511](https://arxiv.org/abs/2310.06511)). Pre-training a network to regress `target` from
+`pixel_values` by mean squared error stands in for self-supervised pre-training on the whole source dataset: the
+network learns to mimic the teacher's representation, then transfers to other tasks by fine-tuning. No labels were
+used.
+
+![preview](preview.png)
+
+## Columns
+
+| column | type | meaning |
+|---|---|---|
+| `pixel_values` | float32 `({c}, {h}, {w})` | the synthetic image exactly as optimised, in normalised space |
+| `target` | float32 `({d},)` | its learned target representation |
+| `image` | uint8 image | `pixel_values * std + mean`, clipped and rounded, for viewing only; train on `pixel_values` |
+
+## Usage
+
+```python
+import torch
+from datasets import load_dataset
+
+data = load_dataset("{repo}", split="train").with_format("torch")[:]
+x, y = data["pixel_values"], data["target"]  # ({m}, {c}, {h}, {w}), ({m}, {d}) float32
+```
+
+Pre-train a learner on it and fine-tune it on a labelled task with hf-ssdd:
+
+```bash
+hf-ssdd pretrain --distilled {repo} --output_dir pretrained
+hf-ssdd transfer --pretrained pretrained --target <dataset> --output_dir transfer
+```
+
+or by hand: regress the targets by MSE (the paper's recipe: SGD lr 0.1, momentum 0.9, weight decay 1e-3,
+batch 256, 1000 epochs), then fine-tune `learner.embed` on your task:
+
+```python
+from hf_ssdd.learners import ConvNet
+
+learner = ConvNet(channels={c}, resolution={h}{learner_args}, out_features={d})
+optimizer = torch.optim.SGD(learner.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+for epoch in range(1000):
+    for batch in torch.randperm(len(x)).split(256):
+        loss = torch.nn.functional.mse_loss(learner(x[batch]), y[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+```
+
+{_results_section(md.get("transfer_results", []))}
+## Provenance
+
+| | |
+|---|---|
+{provenance_rows}
+
+## Hyperparameters
+
+| name | value |
+|---|---|
+{hyperparameter_rows or "| — | not recorded |"}
+
+## Licence
+
+{_licence_section(md.get("license"))}
+
+## Citation
+
+```bibtex
+@inproceedings{{lee2024selfsupervised,
+  title     = {{Self-Supervised Dataset Distillation for Transfer Learning}},
+  author    = {{Lee, Dong Bok and Lee, Seanie and Ko, Joonho and Kawaguchi, Kenji and Lee, Juho and Hwang, Sung Ju}},
+  booktitle = {{International Conference on Learning Representations}},
+  year      = {{2024}},
+  url       = {{https://arxiv.org/abs/2310.06511}}
+}}
+```
+"""
+
+
+def _results_section(results: list[dict]) -> str:
+    """Markdown table of `metadata["transfer_results"]`: one row per method, one column per (table, column)."""
+    if not results:
+        return ""
+    columns = list(dict.fromkeys((r["table"], r["column"]) for r in results))
+    methods = list(dict.fromkeys((r["method"], r["m"], r["arch"]) for r in results))
+    cells = {(r["method"], r["m"], r["arch"], r["table"], r["column"]): r for r in results}
+    head = "| method | " + " | ".join(f"{t}: {c}" for t, c in columns) + " |"
+    lines = [head, "|---" * (len(columns) + 1) + "|"]
+    for method in methods:
+        row = [cells.get((*method, *col)) for col in columns]
+        text = [" " if r is None else _mean_std(r["mean"], r["std"], r["table"]) for r in row]
+        lines.append(f"| {method[0]}{'' if method[1] is None else f' (m={method[1]})'} | " + " | ".join(text) + " |")
+    return ("\n## Transfer results\n\nAccuracy (%) after pre-training on each set and transferring "
+            "(mean ± std over seeds), and the label-free R² on held-out source images, from `hf-ssdd benchmark`.\n\n"
+            + "\n".join(lines) + "\n")
+
+
+def _mean_std(mean: float, std: float, table: str) -> str:
+    """Accuracy as a percentage with 2 decimals, the label-free R² as a fraction with 3."""
+    scale, digits = (1, 3) if table == "label-free" else (100, 2)
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The teacher's model card
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def teacher_card(cfg, normalization, stats: dict, encoder) -> str:
+    """README.md of a teacher written by `train-teacher` (`cfg` its TeacherTrainConfig): Hub metadata, then how it was
+    trained and how to load and use it. A built-in source is named by its Hub copy where it has one."""
+    from . import __version__
+
+    hub_copy = BUILTIN_HUB_COPIES.get(cfg.dataset)
+    dataset = hub_copy[0] if hub_copy else public_name(cfg.dataset)
+    metadata = {
+        "library_name": "transformers",
+        "pipeline_tag": "image-feature-extraction",
+        "tags": ["self-supervised", "barlow-twins", "hf-ssdd", cfg.architecture],
+        **({"datasets": [dataset]} if not Path(cfg.dataset).exists() else {}),
+    }
+    s, side = stats, stats["image_size"]
+    params = sum(p.numel() for p in encoder.parameters())
+    epochs = s["steps"] * cfg.batch_size / s["num_images"]
+    mean = [round(v, 4) for v in normalization.mean]
+    std = [round(v, 4) for v in normalization.std]
+    values = {k: public_name(v) if isinstance(v, str) else v for k, v in dataclasses.asdict(cfg).items()}
+    hyperparameters = "\n".join(f"| `{k}` | `{v}` |" for k, v in values.items())
+    name = cfg.push_to_hub or public_name(cfg.output_dir)
+    return f"""---
+{yaml.safe_dump(metadata, sort_keys=False).strip()}
+---
+
+# Barlow Twins teacher: {cfg.architecture} on `{dataset}`
+
+A {cfg.architecture} encoder ({params / 1e6:.2f}M parameters, stages {cfg.hidden_sizes}, blocks {cfg.depths}) trained
+from scratch, without labels, with Barlow Twins (Zbontar et al., *Barlow Twins: Self-Supervised Learning via
+Redundancy Reduction*, ICML 2021) on the {s["num_images"]} images of `{dataset}` (split `{cfg.split}`),
+{s["resolution"]}x{s["resolution"]} with {s["channels"]} channel(s), by hf-ssdd {__version__} `train-teacher`.
+Its representation is `pooler_output`, a {cfg.hidden_sizes[-1]}-d vector per image. It is meant as the frozen teacher
+of KRR-ST dataset distillation.
+
+## Training
+
+- Objective: Barlow Twins, off-diagonal weight {cfg.lambda_offdiag}, on a projector of widths
+  {[cfg.projector_dim] * 3} (Linear-BN-ReLU x2, Linear), discarded after training.
+- Views: random resized crop (area {cfg.min_crop_scale}-1, aspect 3/4-4/3) resampled to {side}x{side},
+  horizontal flip {"on" if cfg.flip else "off"}, brightness/contrast{"/saturation" if s["channels"] == 3 else ""}
+  jitter {cfg.color_jitter} (p = 0.8){", grey with p = 0.2" if s["channels"] == 3 else ""}.
+- Input normalisation: mean {mean}, std {std} (in [0, 1] pixel units).
+- Optimiser: AdamW, learning rate {cfg.learning_rate}, weight decay {cfg.weight_decay}, linear warm-up over
+  {cfg.warmup_ratio:.0%} of the steps, then cosine to 0.
+- {s["steps"]} steps of {cfg.batch_size} images ({epochs:.1f} epochs), seed {cfg.seed}, on {s["num_processes"]}
+  process(es) ({s["device"]}), {s["wall_time_s"]:.0f} s wall time.
+- Final loss: {s["final_loss"]:.2f} (mean of the last {cfg.logging_steps} steps; the curve is in `train_log.json`).
+
+| hyperparameter | value |
+|---|---|
+{hyperparameters}
+
+The same run: `hf-ssdd train-teacher --config teacher_config.yaml`.
+
+## Use
+
+```python
+import torch
+from transformers import AutoModel
+
+model = AutoModel.from_pretrained("{name}").eval()
+mean = torch.tensor({mean}).view(1, -1, 1, 1)
+std = torch.tensor({std}).view(1, -1, 1, 1)
+# x: (n, {s["channels"]}, {side}, {side}) pixels in [0, 1]
+features = model(pixel_values=(x - mean) / std).pooler_output.flatten(1)  # (n, {cfg.hidden_sizes[-1]})
+```
+
+`preprocessor_config.json` holds the same size and normalisation. As the teacher of a distillation:
+
+```bash
+hf-ssdd distill --teacher {name} --dataset {values["dataset"]} --output_dir distilled
+```
+"""
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The pre-trained learner's model card and its transfer results
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _is_hub_id(name: str) -> bool:
+    return not Path(name).exists() and name.count("/") == 1
+
+
+def pretrained_card(model, cfg, stats: dict) -> str:
+    """README.md of a model written by `pretrain`: metadata naming the distilled set, then prose.
+
+    `stats` holds steps, final_loss, wall_time_s, num_images, resolution, distilled_metadata and, optionally, the
+    `objective` in words (the benchmark's baselines are not all trained on a distilled set). Inputs are named as the
+    distilled set's card names them (`provenance.where`): by Hub id, or a local folder by its name, never its path.
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+
+    from . import __version__
+    from .teachers import teacher_provenance
+
+    distilled_metadata = stats.get("distilled_metadata") or {}
+    source = distilled_metadata.get("source", {})
+    hub_id = distilled_metadata.get("repo_id") or (cfg.distilled if _is_hub_id(cfg.distilled) else None)
+    distilled = hub_id or public_name(cfg.distilled)
+    data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="image-classification",
+        tags=["hf-ssdd", "dataset-distillation", "krr-st", model.config.model_type],
+        datasets=[hub_id] if hub_id else None,
+    )
+    how = stats.get("objective") or (
+        f"knowledge distillation from {where(teacher_provenance(cfg.teacher))} on the distilled images" if cfg.teacher
+        else "regression (MSE) of the distilled set's target representations"
+    )
+    params = sum(p.numel() for p in model.parameters())
+    optimiser = f"SGD, lr {cfg.learning_rate}, momentum {cfg.momentum}, weight decay {cfg.weight_decay}"
+    training = f"{cfg.num_epochs} epochs = {stats['steps']} steps, final loss {stats['final_loss']:.4g}"
+    text = f"""---
+{data.to_yaml()}
+---
+
+# Learner pre-trained on a distilled set
+
+A `{model.config.model_type}` network ({params / 1e6:.2f} M parameters): {how}.
+
+| | |
+|---|---|
+| distilled set | `{distilled}` ({stats['num_images']} images, {stats['resolution']}x{stats['resolution']}) |
+| source of the distilled set | {where(source) or 'unknown'} (split `{source.get('split', '?')}`) |
+| optimiser | {optimiser}, batch {cfg.batch_size} |
+| training | {training}, {stats['wall_time_s']:.0f} s |
+| seed | {cfg.seed} |
+| library | hf-ssdd {__version__} |
+
+The head outputs the target representations; fine-tune on a labelled task with
+
+```bash
+hf-ssdd transfer --pretrained <this repo or folder> --target <dataset> --output_dir transfer
+```
+
+or load it in Python (`import hf_ssdd` registers the architecture with the Auto classes):
+
+```python
+import hf_ssdd
+from transformers import AutoModel
+model = AutoModel.from_pretrained("<this repo or folder>")  # pooler_output: the features
+```
+"""
+    return ModelCard(text).content
+
+
+def add_results(folder: str | Path, results: list[dict]) -> None:
+    """Merge transfer `results` (as written to results.json) into the `model-index` of `folder/README.md`."""
+    from huggingface_hub import EvalResult, ModelCard
+
+    path = Path(folder) / "README.md"
+    card = ModelCard.load(path)
+    kept = {(r.dataset_name, r.metric_name): r for r in (card.data.eval_results or [])}
+    for result in results:
+        entry = EvalResult(
+            task_type="image-classification",
+            task_name="Transfer",
+            dataset_type=result["target"],
+            dataset_name=result_name(result),
+            dataset_split=result.get("test_split"),
+            metric_type="accuracy",
+            metric_name=PROTOCOL_NAMES[result["protocol"]],
+            metric_value=round(float(result["accuracy"]), 4),
+        )
+        kept[(entry.dataset_name, entry.metric_name)] = entry
+    card.data.eval_results = list(kept.values())
+    card.data.model_name = card.data.model_name or Path(folder).resolve().name
+    tmp = path.with_suffix(".tmp")
+    card.save(tmp)
+    tmp.replace(path)
+
+
+def result_name(result: dict) -> str:
+    """`fashion_mnist (100 labels)`: the target and its few-label setting, as results are told apart."""
+    labels = result.get("max_train_samples")
+    return f"{result['target']} ({labels} labels)" if labels else result["target"]
