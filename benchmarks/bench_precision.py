@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 from workloads import ROOT, fashion_mnist_teacher, new_distiller
 
-from hf_ssdd.config import DistillConfig, parse_config
+from hf_ssdd.config import DistillConfig
+from hf_ssdd.parsing import parse_config
 
 
 def curve(cfg: DistillConfig, steps: int) -> list[float]:

@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 from workloads import ROOT, cifar_like_source, fashion_mnist_teacher, new_distiller, vit_tiny_teacher
 
-from hf_ssdd.config import DistillConfig, parse_config
+from hf_ssdd.config import DistillConfig
+from hf_ssdd.parsing import parse_config
 from hf_ssdd.distill import Distiller
 
 

@@ -20,7 +20,8 @@ import importlib
 import sys
 from dataclasses import dataclass
 
-from .config import CommandParser, ConfigError
+from .config import ConfigError
+from .parsing import CommandParser
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if command in COMMANDS:
             return COMMANDS[command](rest)
-        from .config import parse_config
+        from .parsing import parse_config
 
         stage = STAGES[command]
         cfg = parse_config(_load(stage.config), rest, prog=f"hf-ssdd {command}")

@@ -1,59 +1,26 @@
-"""Typed configuration: dataclass defaults < `--config file.yaml` < `--key value` on the command line.
+"""Typed configuration: one dataclass per stage, every field with its default, unit and help.
 
-Every stage of hf-ssdd is driven by one dataclass. `parse_config` turns a command line into it with
-`transformers.HfArgumentParser`; the YAML file is spliced in *before* the user's own arguments, so argparse
-type-checks both the same way and the command line wins. Unknown keys are errors, never silently ignored.
 A closed set of values is declared once, on its field (`metadata={"help": ..., "choices": (...)}`): argparse
-refuses anything else on the command line, and `__post_init__` refuses it when a config is built in Python.
-Every mistake is one line on stderr naming the option and the value, exit status 2, before any work is done.
+refuses anything else on the command line (see `parsing`), and `__post_init__` refuses it when a config is built in
+Python. A field's `role` says what it is not: "output" (where and how a run writes, not a hyperparameter of what it
+makes) or "run" (may change when a run is resumed). Every mistake is a `ConfigError` naming the value and the fix.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
-import sys
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
 import yaml
-from transformers import HfArgumentParser  # transformers is loaded with the package anyway (see __init__)
 
 from .krr import SOLVERS
 from .provenance import HUB_LICENSES
 
-C = TypeVar("C")
-
 
 class ConfigError(ValueError):
     """A user-facing configuration mistake; the message names the value and the fix."""
-
-
-class CommandParser(argparse.ArgumentParser):
-    """argparse for every hf-ssdd command: help text is printed as written (a `%` in it is not a format), and a
-    mistake is one line on stderr, `hf-ssdd distill: error: argument --max_steps: invalid int value: 'abc'`, exit 2."""
-
-    def add_argument(self, *args, **kwargs):
-        if kwargs.get("help"):
-            kwargs["help"] = kwargs["help"].replace("%", "%%")
-        return super().add_argument(*args, **kwargs)
-
-    def error(self, message: str):
-        message = " ".join(message.splitlines())
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-class ConfigParser(CommandParser, HfArgumentParser):
-    """`HfArgumentParser` (one option per dataclass field, its `metadata` the `add_argument` keywords, so a field's
-    `choices` are checked by argparse) with the literal help and one-line errors of `CommandParser`. A field's `role`
-    (see `hyperparameters`) is ours, not argparse's."""
-
-    def add_argument(self, *args, **kwargs):
-        kwargs.pop("role", None)
-        return super().add_argument(*args, **kwargs)
 
 
 def hyperparameters(cfg) -> dict:
@@ -281,66 +248,6 @@ def _check_choices(cfg):
         choices, value = f.metadata.get("choices"), getattr(cfg, f.name)
         if choices is not None and value not in choices and not (value is None and f.default is None):
             raise ConfigError(f"{f.name}={value!r} is not one of {', '.join(map(str, choices))}.")
-
-
-def load_yaml(path: str | Path, config_cls: type) -> dict[str, Any]:
-    """Read a YAML config; reject keys that `config_cls` does not have, and a null or a list its field cannot take
-    (YAML can say both, the command line neither, so argparse would not see them)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist.")
-    values = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path} must hold a mapping of key: value, not {type(values).__name__}.")
-    known = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in {path}; valid keys: {', '.join(sorted(known))}.")
-    hints = typing.get_type_hints(config_cls)
-    for key, value in values.items():
-        types = typing.get_args(hints[key]) or (hints[key],)  # `list[int] | None` -> (list[int], NoneType)
-        if value is None and type(None) not in types:
-            raise ConfigError(f"{key}=null in {path}: {key} needs a value; give one or leave the key out.")
-        if isinstance(value, list) and not any(typing.get_origin(t) is list for t in (hints[key], *types)):
-            raise ConfigError(f"{key}={value} in {path} is a list; {key} takes one value.")
-    return values
-
-
-def _as_argv(values: dict[str, Any]) -> list[str]:
-    """`{'max_steps': 10, 'teacher': '-t', 'mean': [0.5]}` -> `['--max_steps=10', '--teacher=-t', '--mean', '0.5']`
-    (nulls left out; `=` keeps a value that starts with `-` a value)."""
-    argv = []
-    for key, value in values.items():
-        if isinstance(value, (list, tuple)):
-            argv += [f"--{key}", *(str(v) for v in value)]
-        elif value is not None:
-            argv.append(f"--{key}={value}")
-    return argv
-
-
-def parse_config(config_cls: type[C], argv: list[str] | None = None, prog: str | None = None) -> C:
-    """Build `config_cls` from defaults, then `--config FILE.yaml`, then the remaining `--key value` pairs.
-
-    Any mistake, in the YAML file or on the command line, exits with one line on stderr (see `CommandParser`).
-    Options are spelled out in full: `--max_step` is an error, not `--max_steps`.
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    pre = CommandParser(prog=prog, add_help=False, allow_abbrev=False)
-    pre.add_argument("--config")
-    known, rest = pre.parse_known_args(argv)
-
-    parser = ConfigParser(config_cls, prog=prog, description=(config_cls.__doc__ or "").strip(), allow_abbrev=False)
-    parser.add_argument("--config", help="YAML file of defaults; command-line arguments override it.")
-    try:
-        yaml_values = load_yaml(known.config, config_cls) if known.config else {}
-        parser.set_defaults(**{k: None for k, v in yaml_values.items() if v is None})
-        namespace, unknown = parser.parse_known_args(_as_argv(yaml_values) + rest)
-        if unknown:
-            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-        kwargs = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(config_cls) if f.init}
-        return config_cls(**kwargs)
-    except ConfigError as err:
-        parser.error(str(err))
 
 
 def check_output_dir(output_dir: str, overwrite: bool, resuming: bool = False) -> None:

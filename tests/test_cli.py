@@ -16,7 +16,8 @@ import pytest
 
 from hf_ssdd import cli
 from hf_ssdd.cli import COMMANDS, STAGES, main
-from hf_ssdd.config import DistillConfig, parse_config
+from hf_ssdd.config import DistillConfig
+from hf_ssdd.parsing import parse_config
 
 RECIPES = Path(__file__).parents[1] / "recipes" / "configs"
 HF_SSDD = Path(sys.executable).with_name("hf-ssdd")  # the console script installed beside this Python

@@ -13,7 +13,8 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from hf_ssdd.cards import SNIPPET_PLACEHOLDER
-from hf_ssdd.config import ConfigError, DistillConfig, load_yaml
+from hf_ssdd.config import ConfigError, DistillConfig
+from hf_ssdd.parsing import load_yaml
 from hf_ssdd.distilled_set import DistilledSet, set_repo_id
 from hf_ssdd.evaluation.report import add_benchmark_results
 from hf_ssdd.teachers import Teacher, teacher_provenance

@@ -6,7 +6,8 @@ import torch
 import yaml
 
 from hf_ssdd import data
-from hf_ssdd.config import ConfigError, TeacherTrainConfig, check_output_dir, parse_config
+from hf_ssdd.config import ConfigError, TeacherTrainConfig, check_output_dir
+from hf_ssdd.parsing import parse_config
 from hf_ssdd.data import Normalization
 from hf_ssdd.teacher_training import (
     build_encoder,

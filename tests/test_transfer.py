@@ -5,7 +5,8 @@ import json
 import pytest
 from huggingface_hub import ModelCard
 
-from hf_ssdd.config import ConfigError, PretrainConfig, TransferConfig, parse_config
+from hf_ssdd.config import ConfigError, PretrainConfig, TransferConfig
+from hf_ssdd.parsing import parse_config
 from hf_ssdd.pretraining import pretrain
 from hf_ssdd.transfer import transfer
 

@@ -1,6 +1,6 @@
 """`BenchmarkConfig`: what a benchmark compares, read from YAML and `--key value` overrides, every value type-checked.
 
-The file goes through `config.load_yaml` like every other stage's (unknown keys, nulls and lists are errors); then
+The file goes through `parsing.load_yaml` like every other stage's (unknown keys, nulls and lists are errors); then
 every value, those of the overrides and those inside `targets`, `pretrain`, `finetune` and `linear` included, is
 checked against its field's type, so a mistake is one `ConfigError` naming it before any run starts.
 `pretrain`, `finetune` and `linear` stay plain dicts of the keys given (they are saved so, and a resumed benchmark
@@ -15,7 +15,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import ConfigError, PretrainConfig, TransferConfig, load_yaml
+from ..config import ConfigError, PretrainConfig, TransferConfig
+from ..parsing import load_yaml
 from .methods import METHODS
 
 PROTOCOLS = ("linear", "finetune")

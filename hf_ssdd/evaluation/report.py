@@ -76,7 +76,8 @@ def plot(summary: dict, tables: list, cfg: BenchmarkConfig, archs: list[str], pa
 def add_benchmark_results(folder: str | Path, results_dir: str | Path) -> Path:
     """Put the benchmark results of this set's size (its methods, its baselines, scratch) into its card, as
     `metadata["transfer_results"]` rows `{table, column, method, m, arch, mean, std, seeds}`; return the card."""
-    from ..distilled_set import DistilledSet, render_card
+    from ..cards import render_card
+    from ..distilled_set import DistilledSet
 
     folder, results = Path(folder), Path(results_dir) / "results.jsonl"
     rows = read_results(results)

@@ -1,0 +1,73 @@
+"""The package's layering: a module imports only modules of its own layer or below, and no import goes in a circle.
+
+A new module joins a layer here; a test fails until it does.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parents[1] / "hf_ssdd"
+LAYERS = [  # bottom first
+    "provenance krr atomic",  # no project imports
+    "config",  # typed configs
+    "parsing tracking data image_processing barlow_twins model_folder",  # command lines, data, maths
+    "learners modeling teachers teacher_cache pool checkpoint memory subsets targets",  # models and their state
+    "distill teacher_training pretraining transfer distilled_set hub cards",  # stages and what they write
+    "evaluation evaluation.config evaluation.methods evaluation.results evaluation.resume evaluation.ridge_probe "
+    "evaluation.report evaluation.runner",  # reads every stage; no stage reads it
+    "cli __init__",
+]
+LAYER = {name: level for level, names in enumerate(LAYERS) for name in names.split()}
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        if "metrics" in path.parts:  # `evaluate` modules, loaded by path
+            continue
+        parts = path.with_suffix("").relative_to(PACKAGE).parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" and len(parts) > 1 else parts)] = path
+    return found
+
+
+def imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """Project modules that `name` imports, at module level or inside functions."""
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level + 1]
+            target = ".".join(base + ([node.module] if node.module else []))
+            found |= {t for t in (target, *(f"{target}.{a.name}" for a in node.names)) if t in known and t != name}
+    return found
+
+
+GRAPH = {name: imports(name, path, set(modules())) for name, path in modules().items()}
+
+
+def test_every_module_has_a_layer():
+    assert set(GRAPH) == set(LAYER), "add new modules to LAYERS; remove deleted ones"
+
+
+@pytest.mark.parametrize("name", sorted(GRAPH))
+def test_no_module_imports_one_above_it(name):
+    above = sorted(target for target in GRAPH[name] if LAYER[target] > LAYER[name])
+    assert not above, f"{name} (layer {LAYER[name]}) imports {above} from above"
+
+
+def test_no_import_goes_in_a_circle():
+    done, cycles = set(), []
+
+    def visit(name, path):
+        for target in GRAPH[name]:
+            if target in path:
+                cycles.append(path[path.index(target):] + [target])
+            elif target not in done:
+                visit(target, path + [target])
+        done.add(name)
+
+    for name in GRAPH:
+        visit(name, [name])
+    assert not cycles, cycles[:3]
