@@ -136,18 +136,26 @@ def load_source(dataset: str, config: str | None = None, split: str = "train", r
         raise
 
 
+def find_column(ds, option: str, name: str | None, kinds: tuple[type, ...], names: tuple[str, ...] = ()) -> str:
+    """The column the option `option` (e.g. "image_column") picks: `name` if given, else the first column whose
+    feature is one of `kinds`, else the first of `names` the dataset has; a one-line error naming the option if none."""
+    if name is not None:
+        if name not in ds.column_names:
+            raise ConfigError(f"{option}={name!r} is not a column; the dataset has {', '.join(ds.column_names)}.")
+        return name
+    found = [c for c, feature in ds.features.items() if isinstance(feature, kinds)]
+    found += [c for c in names if c in ds.column_names]
+    if not found:
+        what = option.removesuffix("_column")
+        raise ConfigError(f"no {what} column found among {', '.join(ds.column_names)}; pass --{option}.")
+    return found[0]
+
+
 def image_column(ds, name: str | None = None) -> str:
     """The column holding images: `name` if given, else the first `Image` / `Array2D` / `Array3D` column."""
     import datasets
 
-    if name is not None:
-        if name not in ds.column_names:
-            raise ConfigError(f"image_column={name!r} is not a column; the dataset has {', '.join(ds.column_names)}.")
-        return name
-    for column, feature in ds.features.items():
-        if isinstance(feature, (datasets.Image, datasets.Array2D, datasets.Array3D)):
-            return column
-    raise ConfigError(f"no image column found among {', '.join(ds.column_names)}; pass --image_column.")
+    return find_column(ds, "image_column", name, (datasets.Image, datasets.Array2D, datasets.Array3D))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

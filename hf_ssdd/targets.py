@@ -55,17 +55,7 @@ def label_column(ds, name: str | None = None) -> str:
     """The column holding labels: `name` if given, else the first `ClassLabel` column, else `label` or `labels`."""
     import datasets
 
-    if name is not None:
-        if name not in ds.column_names:
-            raise ConfigError(f"label_column={name!r} is not a column; the dataset has {', '.join(ds.column_names)}.")
-        return name
-    for column, feature in ds.features.items():
-        if isinstance(feature, datasets.ClassLabel):
-            return column
-    for column in ("label", "labels"):
-        if column in ds.column_names:
-            return column
-    raise ConfigError(f"no label column found among {', '.join(ds.column_names)}; pass --label_column.")
+    return data.find_column(ds, "label_column", name, (datasets.ClassLabel,), ("label", "labels"))
 
 
 def read_labels(ds, column: str) -> tuple[torch.Tensor, list[str]]:
