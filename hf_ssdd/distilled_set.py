@@ -68,9 +68,14 @@ class DistilledSet:
     def data_file(self) -> str:
         return f"data/train-{self.fingerprint()}.parquet"
 
+    @property
+    def normalization(self) -> Normalization:
+        """The space of `pixel_values`: pixels in [0, 1] = `pixel_values * std + mean`, per channel."""
+        return Normalization(tuple(self.mean), tuple(self.std))
+
     def images(self) -> torch.Tensor:
         """uint8 `(m, C, H, W)`: de-normalised, clipped to [0, 1] and rounded to 8 bits, for viewing only."""
-        pixels = Normalization(tuple(self.mean), tuple(self.std)).denormalize(self.pixel_values.detach().cpu().float())
+        pixels = self.normalization.denormalize(self.pixel_values.detach().cpu().float())
         return (pixels * 255).round().clamp(0, 255).to(torch.uint8)
 
     def to_dataset(self):

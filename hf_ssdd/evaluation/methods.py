@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import torch
 
 from ..config import ConfigError, SourceConfig
-from ..data import Normalization
 
 
 def source_config(metadata: dict, split: str | None = None, max_samples: int | None = None) -> SourceConfig:
@@ -34,7 +33,7 @@ class Source:
         source = source_config(meta)
         self.images = load_images(source).images  # uint8 (N, C, R, R)
         self.labels = _labels(source, len(self.images))
-        self.normalization = Normalization(tuple(distilled.mean), tuple(distilled.std))
+        self.normalization = distilled.normalization
         self.seed, self.metadata, self.device = meta["hyperparameters"]["seed"], meta, device
         self.teacher = Teacher.from_pretrained(teacher_name or meta["teacher"]["id"]).to(device).eval()
         self._features = None
