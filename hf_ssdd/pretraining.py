@@ -90,7 +90,7 @@ def fit(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accelerator, t
         return F.cross_entropy(outputs, y) if data.uses_labels and teacher is None else F.mse_loss(outputs, y)
 
     history = run_steps(step_loss, optimizer, acc, max_steps, logging_steps=cfg.logging_steps, name="pre-training",
-                    desc="pretrain")
+                        desc="pretrain")
     model = acc.unwrap_model(model)
     model.eval()
     return history

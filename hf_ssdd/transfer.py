@@ -99,7 +99,7 @@ def finetune(model, train: LabelledImages, normalization: Normalization, cfg: Tr
         return F.cross_entropy(wrapped(pixel_values=x).logits, train.labels[indices].to(acc.device))
 
     history = run_steps(step_loss, optimizer, acc, cfg.max_steps, logging_steps=cfg.logging_steps, name="fine-tuning",
-                    scheduler=scheduler, desc="finetune")
+                        scheduler=scheduler, desc="finetune")
     model.eval()
     return history
 
