@@ -98,8 +98,7 @@ def fit(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accelerator, t
 
 def distilled_training_set(distilled) -> TrainingSet:
     """A `DistilledSet` as a `TrainingSet`: its synthetic images and learned targets."""
-    normalization = Normalization(tuple(distilled.mean), tuple(distilled.std))
-    return TrainingSet(distilled.pixel_values.float(), distilled.targets.float(), normalization)
+    return TrainingSet(distilled.pixel_values.float(), distilled.targets.float(), distilled.normalization)
 
 
 def default_arch(distilled, arch: str | None) -> tuple[str, dict]:
