@@ -7,7 +7,7 @@ The Fashion-MNIST recipe's pre-training: a distilled set of 100 28x28 grey image
 interleaved in one run (machines are noisy; only numbers measured together count):
 
 - `before`: `pretraining.fit` as of commit 1882099 (its own loop), read from git;
-- `after`: `pretraining.fit` of this tree (the shared loop of `hf_ssdd/training_loop.py`);
+- `after`: `pretraining.fit_learner` of this tree (the shared loop of `hf_ssdd/training_loop.py`);
 - `trainer`: the same MSE loss and optimiser through `transformers.Trainer` (no saving, no tracker, no tqdm).
 
 Each line is seconds per epoch averaged over `--epochs` epochs; construction (the Trainer's and its accelerator's)
@@ -114,7 +114,7 @@ def main() -> None:
         AcceleratorState._reset_state(True)
         times["before"].append(run_loop(before.fit, data, args.epochs))
         AcceleratorState._reset_state(True)
-        times["after"].append(run_loop(pretraining.fit, data, args.epochs))
+        times["after"].append(run_loop(pretraining.fit_learner, data, args.epochs))
         AcceleratorState._reset_state(True)
         seconds, build = run_trainer(data, args.epochs)
         times["trainer"].append(seconds)

@@ -4,8 +4,8 @@
     hf-ssdd pretrain --distilled user/fashion-mnist-krr-st --arch resnet18 --output_dir outputs/resnet18
 
 This is what a distilled set is for: the learner's head regresses `target (d,)` from `pixel_values` by MSE, and its
-features are then transferred (`hf-ssdd transfer`). The baselines of the benchmark use the same `fit` with other
-sets: real subsets with teacher targets (MSE) or with class labels (cross-entropy).
+features are then transferred (`hf-ssdd transfer`). The baselines of the benchmark use the same `fit_learner` with
+other sets: real subsets with teacher targets (MSE) or with class labels (cross-entropy).
 
 With `--teacher`, the targets are recomputed by that teacher on each augmented batch of the distilled images:
 knowledge distillation that sees no real image (paper Table 4). The teacher is always run in eval mode.
@@ -58,7 +58,7 @@ class TrainingSet:
         return int(self.targets.max()) + 1 if self.uses_labels else self.targets.shape[1]
 
 
-def fit(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accelerator, teacher=None) -> list[dict]:
+def fit_learner(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accelerator, teacher=None) -> list[dict]:
     """Train `model` (an `AutoModelForImageClassification`) in place on `data`; return the logged history.
 
     Steps are `num_epochs * ceil(m / batch_size)`; batch `step` is a slice of a seeded permutation of the set, and
@@ -140,7 +140,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
     start_trackers(acc, cfg, "pretrain")
     start = time.perf_counter()
-    history = fit(model, data, cfg, acc, teacher=teacher)
+    history = fit_learner(model, data, cfg, acc, teacher=teacher)
     finish_trackers(acc)
     stats = {"steps": history[-1]["step"], "final_loss": history[-1]["loss"],
              "wall_time_s": time.perf_counter() - start,

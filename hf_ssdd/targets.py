@@ -138,24 +138,19 @@ def load_target_splits(
     *,
     train_split: str = "train",
     test_split: str | None = "test",
-    config: str | None = None,
-    revision: str | None = None,
-    image_column: str | None = None,
-    label_column: str | None = None,
-    resolution: int | None = None,
-    channels: int | None = None,
     seed: int = 0,
+    **options,
 ) -> tuple[LabelledImages, LabelledImages]:
-    """`(train, test)` with the same class names and image format.
+    """`(train, test)` with the same class names and image format; `options` are those of `load_target` (config,
+    revision, image_column, label_column, resolution, channels).
 
     The test part is `test_split`; where that is None or absent, a class-stratified `CARVED_TEST_FRACTION` of train,
     the same images for a given `seed`.
     """
-    train = load_target(
-        dataset, split=train_split, config=config, revision=revision, image_column=image_column,
-        label_column=label_column, resolution=resolution, channels=channels,
-    )
-    test_ds = None if test_split is None else _load_split_if_any(dataset, test_split, config, revision)
+    train = load_target(dataset, split=train_split, **options)
+    test_ds = None
+    if test_split is not None:
+        test_ds = _load_split_if_any(dataset, test_split, options.get("config"), options.get("revision"))
     if test_ds is None:
         reason = "test_split=None" if test_split is None else f"no {test_split!r} split"
         logger.info(
@@ -165,7 +160,7 @@ def load_target_splits(
         train_indices, test_indices = stratified_split(train.labels, CARVED_TEST_FRACTION, seed)
         return train.select(train_indices), train.select(test_indices)
     _, c, r, _ = train.images.shape
-    test = _labelled(test_ds, image_column, label_column, r, c)
+    test = _labelled(test_ds, options.get("image_column"), options.get("label_column"), r, c)
     return train, _onto_class_names(test, train.class_names, test_split)
 
 

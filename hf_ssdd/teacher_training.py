@@ -101,7 +101,9 @@ def warmup_cosine(max_steps: int, warmup_steps: int):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def fit(encoder: nn.Module, images: torch.Tensor, normalization, cfg: TeacherTrainConfig, accelerator) -> list[dict]:
+def fit_barlow_twins(
+    encoder: nn.Module, images: torch.Tensor, normalization, cfg: TeacherTrainConfig, accelerator
+) -> list[dict]:
     """Train `encoder` in place with Barlow Twins on uint8 `images (N, C, R, R)`; returns the logged history.
 
     Each entry is `{"step", "loss", "learning_rate"}`, the loss averaged over the steps since the previous entry
@@ -163,7 +165,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
 
     start_trackers(acc, cfg, "train-teacher")
     start = time.perf_counter()
-    history = fit(encoder, images, normalization, cfg, acc)
+    history = fit_barlow_twins(encoder, images, normalization, cfg, acc)
     finish_trackers(acc)
     stats = {
         "num_images": len(images), "resolution": resolution, "channels": channels, "image_size": image_size,

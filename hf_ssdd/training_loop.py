@@ -23,9 +23,9 @@ Trainer with the same loss and SGD (no clipping, no saving, no tracker) 51.2 ms,
 step, a quarter of a step here (an earlier run on a quieter machine, 100 epochs x 2: 31.1, 30.0 and 31.8 ms).
 Speed alone would not decide it; what Trainer would have to be bent to keep does:
 
-- `fit` runs under the caller's `Accelerator`: the benchmark harness pre-trains and fine-tunes dozens of learners in
-  one process under one accelerator and its trackers; Trainer builds its own accelerator and tracker callbacks per
-  run (and names the scalars `train/loss`, `train/learning_rate`).
+- `fit_learner` runs under the caller's `Accelerator`: the benchmark harness pre-trains and fine-tunes dozens of
+  learners in one process under one accelerator and its trackers; Trainer builds its own accelerator and tracker
+  callbacks per run (and names the scalars `train/loss`, `train/learning_rate`).
 - A step's batch is a slice of the `(seed, epoch)` permutation, split over processes by position in the global
   batch; Trainer's sampler draws epochs from a generator's state and shards whole batches per process, so the same
   seed would give other batches, and the views and teacher targets (drawn per `(seed, step)`) would need the step

@@ -10,7 +10,7 @@ from transformers import AutoModel, AutoModelForImageClassification
 from hf_ssdd.config import ConfigError, PretrainConfig
 from hf_ssdd.data import Normalization
 from hf_ssdd.distilled_set import DistilledSet
-from hf_ssdd.pretraining import TrainingSet, fit, pretrain
+from hf_ssdd.pretraining import TrainingSet, fit_learner, pretrain
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -53,7 +53,8 @@ def test_labels_are_learned_by_cross_entropy():
     from accelerate import Accelerator
 
     data = TrainingSet(x, labels, Normalization((0.0,), (1.0,)))
-    history = fit(model, data, PretrainConfig(num_epochs=80, learning_rate=0.05, logging_steps=10), Accelerator())
+    cfg = PretrainConfig(num_epochs=80, learning_rate=0.05, logging_steps=10)
+    history = fit_learner(model, data, cfg, Accelerator())
     assert data.uses_labels and history[-1]["loss"] < 0.3
     assert (model(pixel_values=x).logits.argmax(1) == labels).float().mean() > 0.9
 
@@ -103,7 +104,7 @@ def _fit_recipe_like(seed, **overrides):
     values = dict(num_epochs=6, batch_size=5, learning_rate=0.05, crop_padding=1, flip=True, seed=seed,
                   logging_steps=4, report_to="none")
     cfg = PretrainConfig(**{**values, **overrides})
-    history = fit(model, data, cfg, Accelerator(cpu=True))
+    history = fit_learner(model, data, cfg, Accelerator(cpu=True))
     return model.state_dict(), history
 
 

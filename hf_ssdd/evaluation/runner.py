@@ -102,7 +102,7 @@ class Benchmark:
         from accelerate.utils import set_seed
 
         from ..modeling import learner_config, new_model
-        from ..pretraining import default_arch, fit, save_pretrained
+        from ..pretraining import default_arch, fit_learner, save_pretrained
 
         method = METHODS[name]
         m = len(distilled.pixel_values)
@@ -122,7 +122,7 @@ class Benchmark:
         history, start = [{"step": 0, "loss": float("nan")}], time.perf_counter()
         if data is not None:
             model.config.problem_type = "single_label_classification" if data.uses_labels else "regression"
-            history = fit(model, data, cfg, self.acc, teacher=self.source.teacher if method.kd else None)
+            history = fit_learner(model, data, cfg, self.acc, teacher=self.source.teacher if method.kd else None)
         if self.acc.is_main_process:
             stats = {"steps": history[-1]["step"], "final_loss": history[-1]["loss"],
                      "wall_time_s": time.perf_counter() - start,
