@@ -270,7 +270,23 @@ def save_config(cfg, path: str | Path) -> None:
 
 
 @dataclass
-class TeacherTrainConfig(SourceConfig):
+class ModelOutputConfig:
+    """The options of a stage that writes a model folder: where, whether over an older one, its trackers, its Hub
+    repo. Its subclasses set their own default `output_dir`."""
+
+    output_dir: str = field(default="model", metadata={"role": "output", "help": "Folder of the saved model."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"role": "output", "help": "Allow replacing a non-empty output_dir."}
+    )
+    report_to: str = report_to_field()
+    push_to_hub: str | None = field(
+        default=None, metadata={"role": "output", "help": "Hub model repo id to upload the model to."}
+    )
+    private: bool = field(default=False, metadata={"role": "output", "help": "Create the Hub repo as private."})
+
+
+@dataclass
+class TeacherTrainConfig(SourceConfig, ModelOutputConfig):
     """Barlow Twins self-supervised teacher, saved as a transformers model. Defaults: Fashion-MNIST, ~5 min, 2 CPUs."""
 
     architecture: str = field(
@@ -299,12 +315,10 @@ class TeacherTrainConfig(SourceConfig):
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
     warmup_ratio: float = field(default=0.1, metadata={"help": "Fraction of max_steps of linear warm-up; then cosine."})
     seed: int = field(default=0, metadata={"help": "Seed of the initialisation, batches and augmentations."})
-    output_dir: str = field(default="teacher", metadata={"help": "Folder of the saved teacher (Hub model format)."})
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Allow replacing a non-empty output_dir."})
+    output_dir: str = field(
+        default="teacher", metadata={"role": "output", "help": "Folder of the saved teacher (Hub model format)."}
+    )
     logging_steps: int = field(default=10, metadata={"help": "Log loss and learning rate every N steps."})
-    report_to: str = report_to_field()
-    push_to_hub: str | None = field(default=None, metadata={"help": "Hub model repo id to upload the teacher to."})
-    private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
 
     def __post_init__(self):
         super().__post_init__()
@@ -330,7 +344,7 @@ class TeacherTrainConfig(SourceConfig):
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(ModelOutputConfig):
     """Pre-train a learner on a distilled set by regressing its targets (MSE). Defaults: the paper's protocol."""
 
     distilled: str | None = field(
@@ -355,12 +369,10 @@ class PretrainConfig:
     crop_padding: int = field(default=0, metadata={"help": "Random-crop padding of the images, pixels (0: off)."})
     flip: bool = field(default=False, metadata={"help": "Random horizontal flip of the images."})
     seed: int = field(default=0, metadata={"help": "Seed of the initialisation and the batches."})
-    output_dir: str = field(default="pretrained", metadata={"help": "Folder of the pre-trained model (Hub format)."})
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Allow replacing a non-empty output_dir."})
+    output_dir: str = field(
+        default="pretrained", metadata={"role": "output", "help": "Folder of the pre-trained model (Hub format)."}
+    )
     logging_steps: int = field(default=50, metadata={"help": "Log loss and learning rate every N steps."})
-    report_to: str = report_to_field()
-    push_to_hub: str | None = field(default=None, metadata={"help": "Hub model repo id to upload the model to."})
-    private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
 
     def __post_init__(self):
         trackers(self.report_to)
