@@ -85,3 +85,25 @@ def tiny_distilled(tiny_labelled, tiny_teacher, tmp_path_factory):
     )
     Distiller(cfg).train()
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def write_benchmark_config():
+    """`write(path, distilled, target, **overrides) -> path`: a small benchmark YAML (every method, two seeds, a
+    target with all its labels and one with 8) for a distilled set and a labelled target, with `overrides` applied."""
+    import yaml
+
+    from hf_ssdd.evaluation.methods import METHODS
+
+    def write(path, distilled, target, **overrides):
+        values = {
+            "distilled": [distilled], "targets": [{"dataset": target, "name": "top-bottom"},
+                                                  {"dataset": target, "name": "top-bottom-8", "max_train_samples": 8}],
+            "output_dir": str(path.parent / "bench"), "methods": list(METHODS), "seeds": [0, 1],
+            "pretrain": {"num_epochs": 3}, "finetune": {"max_steps": 3, "batch_size": 16}, "linear": {"max_steps": 20},
+            "label_free_images": 32,
+        }
+        path.write_text(yaml.safe_dump({**values, **overrides}))
+        return path
+
+    return write

@@ -5,32 +5,18 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-import yaml
 
 from hf_ssdd.config import ConfigError
 from hf_ssdd.evaluation.config import BenchmarkConfig
-from hf_ssdd.evaluation.methods import METHODS
 
 FASHION_MNIST = Path(__file__).parents[1] / "benchmarks" / "fashion_mnist.yaml"
 
 
-def write_config(path, distilled, target, **overrides):
-    values = {
-        "distilled": [distilled], "targets": [{"dataset": target, "name": "top-bottom"},
-                                              {"dataset": target, "name": "top-bottom-8", "max_train_samples": 8}],
-        "output_dir": str(path.parent / "bench"), "methods": list(METHODS), "seeds": [0, 1],
-        "pretrain": {"num_epochs": 3}, "finetune": {"max_steps": 3, "batch_size": 16}, "linear": {"max_steps": 20},
-        "label_free_images": 32,
-    }
-    path.write_text(yaml.safe_dump({**values, **overrides}))
-    return path
-
-
-def test_bad_configs_are_one_line_errors(tmp_path):
+def test_bad_configs_are_one_line_errors(tmp_path, write_benchmark_config):
     with pytest.raises(ConfigError, match="unknown"):
-        BenchmarkConfig.from_yaml(write_config(tmp_path / "a.yaml", "set", "target", methods=["magic"]))
+        BenchmarkConfig.from_yaml(write_benchmark_config(tmp_path / "a.yaml", "set", "target", methods=["magic"]))
     with pytest.raises(ConfigError, match="unknown key"):
-        BenchmarkConfig.from_yaml(write_config(tmp_path / "b.yaml", "set", "target", colour="red"))
+        BenchmarkConfig.from_yaml(write_benchmark_config(tmp_path / "b.yaml", "set", "target", colour="red"))
     with pytest.raises(ConfigError, match="does not exist"):
         BenchmarkConfig.from_yaml(tmp_path / "missing.yaml")
 
@@ -56,9 +42,11 @@ def test_the_fashion_mnist_benchmark_parses():
     ({"targets": [{"dataset": "d", "colour": "red"}]}, "unknown key targets\\[0\\].colour in"),
     ({"targets": ["d"]}, "targets\\[0\\]='d' in .* must be a mapping"),
 ])
-def test_a_mistyped_or_unknown_key_anywhere_in_the_file_is_one_line_naming_it(tmp_path, values, message):
+def test_a_mistyped_or_unknown_key_anywhere_in_the_file_is_one_line_naming_it(
+    tmp_path, write_benchmark_config, values, message
+):
     with pytest.raises(ConfigError, match=message) as info:
-        BenchmarkConfig.from_yaml(write_config(tmp_path / "c.yaml", "set", "target", **values))
+        BenchmarkConfig.from_yaml(write_benchmark_config(tmp_path / "c.yaml", "set", "target", **values))
     assert "\n" not in str(info.value)
 
 
@@ -67,13 +55,16 @@ def test_a_mistyped_or_unknown_key_anywhere_in_the_file_is_one_line_naming_it(tm
     ({"colour": "red"}, "unknown key --colour on the command line; valid keys"),
     ({"pretrain": {"num_epochs": "many"}}, "--pretrain.num_epochs='many' on the command line is not of type int"),
 ])
-def test_overrides_are_checked_and_named_as_command_line_options(tmp_path, overrides, message):
+def test_overrides_are_checked_and_named_as_command_line_options(
+    tmp_path, write_benchmark_config, overrides, message
+):
     with pytest.raises(ConfigError, match=message):
-        BenchmarkConfig.from_yaml(write_config(tmp_path / "c.yaml", "set", "target"), overrides)
+        BenchmarkConfig.from_yaml(write_benchmark_config(tmp_path / "c.yaml", "set", "target"), overrides)
 
 
-def test_overrides_win_over_the_file(tmp_path):
-    cfg = BenchmarkConfig.from_yaml(write_config(tmp_path / "c.yaml", "set", "target"), {"seeds": [5], "linear": {}})
+def test_overrides_win_over_the_file(tmp_path, write_benchmark_config):
+    path = write_benchmark_config(tmp_path / "c.yaml", "set", "target")
+    cfg = BenchmarkConfig.from_yaml(path, {"seeds": [5], "linear": {}})
     assert cfg.seeds == [5] and cfg.linear == {} and cfg.finetune == {"max_steps": 3, "batch_size": 16}
 
 

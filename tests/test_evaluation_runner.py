@@ -17,21 +17,9 @@ from hf_ssdd.evaluation.runner import Benchmark
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def write_config(path, distilled, target, **overrides):
-    values = {
-        "distilled": [distilled], "targets": [{"dataset": target, "name": "top-bottom"},
-                                              {"dataset": target, "name": "top-bottom-8", "max_train_samples": 8}],
-        "output_dir": str(path.parent / "bench"), "methods": list(METHODS), "seeds": [0, 1],
-        "pretrain": {"num_epochs": 3}, "finetune": {"max_steps": 3, "batch_size": 16}, "linear": {"max_steps": 20},
-        "label_free_images": 32,
-    }
-    path.write_text(yaml.safe_dump({**values, **overrides}))
-    return path
-
-
 @pytest.fixture(scope="module")
-def finished(tiny_distilled, tiny_labelled, tmp_path_factory):
-    config = write_config(tmp_path_factory.mktemp("bench") / "bench.yaml", tiny_distilled, tiny_labelled)
+def finished(tiny_distilled, tiny_labelled, tmp_path_factory, write_benchmark_config):
+    config = write_benchmark_config(tmp_path_factory.mktemp("bench") / "bench.yaml", tiny_distilled, tiny_labelled)
     rows = Benchmark(BenchmarkConfig.from_yaml(config)).run()
     return config, rows
 
