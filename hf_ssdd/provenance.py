@@ -9,6 +9,7 @@ these helpers, and `cards` writes what was found.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
@@ -51,6 +52,13 @@ def where(entry: dict) -> str | None:
     return text + (f", revision `{entry['revision']}`" if entry.get("revision") else "")
 
 
+def snapshot_commit(path: str | Path | None) -> str | None:
+    """The commit a file of the Hub cache comes from: the name of its snapshot folder, when that is a commit hash
+    (None for a file elsewhere, e.g. a local folder)."""
+    commit = Path(path).parent.name if path else ""
+    return commit if re.fullmatch(r"[0-9a-f]{40}", commit) else None
+
+
 def hub_card(repo_id: str, revision: str | None):
     """The card metadata of a Hub dataset and the commit it was read at: the name of its snapshot folder in the Hub
     cache. `(None, None)` when neither the Hub nor the cache has it: the set is still saved, its licence unknown."""
@@ -61,7 +69,7 @@ def hub_card(repo_id: str, revision: str | None):
         path = Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision))
     except HfHubHTTPError.__bases__:  # the HTTP client's errors and OSError: no network, no such repo or file
         return None, None
-    return DatasetCard.load(path).data, path.parent.name
+    return DatasetCard.load(path).data, snapshot_commit(path)
 
 
 def card_license(card_data, where: str) -> dict | None:

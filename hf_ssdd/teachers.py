@@ -11,8 +11,8 @@ its output into one vector per image in the way its model family is meant to be 
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from torch import nn
 from .config import ConfigError
 from .data import convert_channels
 from .image_processing import ImageProcessing
+from .provenance import snapshot_commit
 
 PROBE_SIDE = 32  # side of the blank image that measures `dim` when the encoder has no fixed input size
 
@@ -179,10 +180,15 @@ class Teacher(nn.Module):
             )
         return vectors.float()
 
+    @functools.cached_property
+    def provenance(self) -> dict:
+        """Where the teacher is (`teacher_provenance`), found once: it hashes the weight files or asks the Hub."""
+        return teacher_provenance(self.name_or_path, self.revision)
+
     def describe(self) -> dict:
-        """Provenance of the targets, for dataset cards: where the teacher is (`teacher_provenance`), how it is read."""
+        """Provenance of the targets, for dataset cards: where the teacher is, how it is read."""
         return {
-            **teacher_provenance(self.name_or_path, self.revision),
+            **self.provenance,
             "pooling": self.pooling,
             "dim": self.dim,
             "image_size": self.image_size,
@@ -223,8 +229,7 @@ def _hub_commit(repo_id: str, revision: str | None) -> str | None:
         path = cached_file(repo_id, "config.json", revision=revision, _raise_exceptions_for_missing_entries=False)
     except OSError:
         return None
-    commit = Path(path).parent.name if path else ""
-    return commit if re.fullmatch(r"[0-9a-f]{40}", commit) else None
+    return snapshot_commit(path)
 
 
 def _load_error(name_or_path: str, err: OSError | ValueError) -> ConfigError:

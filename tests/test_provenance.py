@@ -1,6 +1,8 @@
 """Provenance: inputs named so that a reader on any machine finds them, never by a path of this machine."""
 
-from hf_ssdd.provenance import HUB_LICENSES, card_license, public_metadata, public_name, where, with_local_paths
+from hf_ssdd.provenance import (
+    HUB_LICENSES, card_license, public_metadata, public_name, snapshot_commit, where, with_local_paths,
+)
 
 
 def test_a_local_path_is_named_by_its_folder_and_anything_else_as_it_is(tmp_path):
@@ -36,3 +38,10 @@ def test_local_paths_are_restored_from_the_run_config_and_never_shown(tmp_path):
     assert restored["source"] == {"folder": "blobs", "id": "/data/blobs"} and restored["teacher"] == {"id": "org/vit"}
     assert public_metadata(restored) == {"source": {"folder": "blobs"}, "teacher": {"id": "org/vit"}}
     assert with_local_paths({"source": {"folder": "b"}}, tmp_path / "absent.yaml") == {"source": {"folder": "b"}}
+
+
+def test_snapshot_commit_is_the_hub_cache_folder_of_a_file_and_nothing_elsewhere(tmp_path):
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    assert snapshot_commit(tmp_path / "snapshots" / commit / "README.md") == commit
+    assert snapshot_commit(tmp_path / "my-teacher" / "config.json") is None
+    assert snapshot_commit(None) is None
