@@ -10,9 +10,8 @@ other sets: real subsets with teacher targets (MSE) or with class labels (cross-
 With `--teacher`, the targets are recomputed by that teacher on each augmented batch of the distilled images:
 knowledge distillation that sees no real image (paper Table 4). The teacher is always run in eval mode.
 
-The steps run in `training_loop.run_steps`, the loop shared with fine-tuning and the teacher's Barlow Twins; its
-docstring gives the measured reasons it is not `transformers.Trainer` (10 ms more per step on the Fashion-MNIST
-recipe, the caller's Accelerator, batches fixed by `(seed, step)`).
+The steps run in `training_loop.run_steps`, shared with fine-tuning and the teacher's training (why not
+`transformers.Trainer`: see that module).
 
 Output folder, written into a temporary sibling and renamed into place:
 

@@ -13,9 +13,8 @@ Each process takes its slice of the global batch of step `(seed, step)`; its vie
 by `(seed, step, process)`, so a run is reproducible for a given number of processes. The loss is computed on each
 process's slice (cross-correlation over the local batch) and the gradients are averaged.
 
-The steps run in `training_loop.run_steps`, the loop shared with pre-training and fine-tuning; its docstring gives
-the measured reasons it is not `transformers.Trainer` (10 ms more per step on the Fashion-MNIST recipe, the caller's
-Accelerator, batches fixed by `(seed, step)`).
+The steps run in `training_loop.run_steps`, shared with pre-training and fine-tuning (why not `transformers.Trainer`:
+see that module).
 
 Output folder, written by the main process into a temporary sibling folder, then renamed into place:
 

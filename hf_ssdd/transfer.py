@@ -10,9 +10,8 @@ standardised, and a logistic-regression head fitted to convergence by L-BFGS (de
 the L2 penalty). Target images are converted to the network's channels and side and normalised as in
 pre-training. Accuracy comes from the `evaluate` module shipped in `hf_ssdd/metrics`.
 
-The steps run in `training_loop.run_steps`, the loop shared with pre-training and the teacher's Barlow Twins; its
-docstring gives the measured reasons it is not `transformers.Trainer` (10 ms more per step on the Fashion-MNIST
-recipe, the caller's Accelerator, batches fixed by `(seed, step)`).
+Fine-tuning steps run in `training_loop.run_steps`, shared with pre-training and the teacher's training (why not
+`transformers.Trainer`: see that module).
 
 Writes `output_dir/results.json` and the resolved `transfer_config.yaml`; when `--pretrained` is a local folder, the
 result is also merged into its card's `model-index`.
