@@ -54,6 +54,19 @@ def trackers(report_to: str) -> list[str]:
     return names
 
 
+CROP_FILLS = ("black", "mean")
+
+
+def crop_fill_field():
+    """The `crop_fill` option of every stage that pads random crops."""
+    return field(
+        default="black",
+        metadata={"choices": CROP_FILLS,
+                  "help": "Colour of the random crop's padding: black pixels, as the authors pad, or the mean "
+                          "colour (0 after normalisation)."},
+    )
+
+
 def report_to_field():
     """The `report_to` option of every training stage."""
     return field(
@@ -162,6 +175,7 @@ class DistillConfig(SourceConfig):
                   "help": "Folder of teacher-view caches; default: $HF_SSDD_CACHE or $HF_HOME/hf_ssdd."},
     )
     crop_padding: int = field(default=4, metadata={"help": "Random-crop padding of real images, pixels (0: off)."})
+    crop_fill: str = crop_fill_field()
     flip: bool = field(default=True, metadata={"help": "Random horizontal flip of real images."})
     feature_chunk_size: int | None = field(
         default=None,
@@ -367,6 +381,7 @@ class PretrainConfig(ModelOutputConfig):
     momentum: float = field(default=0.9, metadata={"help": "SGD momentum."})
     weight_decay: float = field(default=1e-3, metadata={"help": "SGD weight decay."})
     crop_padding: int = field(default=0, metadata={"help": "Random-crop padding of the images, pixels (0: off)."})
+    crop_fill: str = crop_fill_field()
     flip: bool = field(default=False, metadata={"help": "Random horizontal flip of the images."})
     seed: int = field(default=0, metadata={"help": "Seed of the initialisation and the batches."})
     output_dir: str = field(
@@ -375,6 +390,7 @@ class PretrainConfig(ModelOutputConfig):
     logging_steps: int = field(default=50, metadata={"help": "Log loss and learning rate every N steps."})
 
     def __post_init__(self):
+        _check_choices(self)
         trackers(self.report_to)
         _check_positive(self, "num_epochs", "batch_size", "learning_rate", "logging_steps")
         if self.momentum < 0 or self.weight_decay < 0 or self.crop_padding < 0:
@@ -428,6 +444,7 @@ class TransferConfig:
         default=5e-4, metadata={"help": "Fine-tuning SGD weight decay; linear: L2 penalty of the classifier."}
     )
     crop_padding: int = field(default=4, metadata={"help": "Fine-tuning random-crop padding, pixels (0: off)."})
+    crop_fill: str = crop_fill_field()
     flip: bool = field(default=True, metadata={"help": "Fine-tuning random horizontal flip."})
     seed: int = field(default=0, metadata={"help": "Seed of the label sample, the head and the batches."})
     output_dir: str = field(default="transfer", metadata={"help": "Folder for results.json."})

@@ -1,8 +1,9 @@
 """The data path: any `datasets` source -> one uint8 tensor `(N, C, H, W)` -> normalised, augmented batches.
 
-Images are decoded once. Augmentation (random crop with zero padding in normalised space, horizontal flip) runs on
-batched tensors, and its random draws are made for the *global* batch from a generator seeded by `(seed, step)`,
-so a batch and its views do not depend on how many processes share it, nor on whether a run was resumed.
+Images are decoded once. Augmentation (random crop, padded with black pixels as the authors pad or with the mean
+colour, and horizontal flip) runs on batched tensors, and its random draws are made for the *global* batch from a
+generator seeded by `(seed, step)`, so a batch and its views do not depend on how many processes share it, nor on
+whether a run was resumed.
 """
 
 from __future__ import annotations
@@ -321,6 +322,15 @@ class Normalization:
         """Normalised `(n, C, H, W)` -> [0, 1] pixels (not clipped: the synthetic set may leave the range)."""
         return x * self._view(self.std, x) + self._view(self.mean, x)
 
+    def crop_fill(self, fill: str) -> torch.Tensor:
+        """The normalised colour `(C,)` that pads a random crop: `black` is pixel 0 (`-mean / std`, as the authors
+        pad in [0, 1] space before normalising), `mean` is the mean colour (0)."""
+        if fill == "black":
+            return -torch.tensor(self.mean) / torch.tensor(self.std)
+        if fill == "mean":
+            return torch.zeros(len(self.mean))
+        raise ConfigError(f"crop_fill={fill!r} is not one of black, mean.")
+
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Batches and augmentation
@@ -387,11 +397,15 @@ class Augmentation:
     def __getitem__(self, index) -> "Augmentation":
         return Augmentation(self.offsets[index], self.flips[index], self.padding)
 
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """`(n, C, H, W)` -> `(n, C, H, W)`: crop from the zero-padded image at `offsets`, then flip."""
+    def apply(self, x: torch.Tensor, fill: torch.Tensor | None = None) -> torch.Tensor:
+        """`(n, C, H, W)` -> `(n, C, H, W)`: crop at `offsets` from the image padded with the colour `fill` `(C,)`
+        (default 0), then flip."""
         n, c, h, w = x.shape
         p = self.padding
         padded = F.pad(x, (p, p, p, p))  # (n, C, H + 2p, W + 2p)
+        if fill is not None and p:
+            inside = F.pad(torch.ones(h, w, dtype=torch.bool, device=x.device), (p, p, p, p))
+            padded = torch.where(inside, padded, fill.to(x).view(1, c, 1, 1))
         offsets = self.offsets.to(x.device)
         rows = offsets[:, 0, None] + torch.arange(h, device=x.device)  # (n, H)
         cols = offsets[:, 1, None] + torch.arange(w, device=x.device)  # (n, W)

@@ -134,6 +134,7 @@ class Distiller:
                 "lower --num_synthetic or use more data."
             )
         self.normalization = Normalization.resolve(self.images, cfg.mean, cfg.std)
+        self.fill = self.normalization.crop_fill(cfg.crop_fill)  # (C,) colour of the crops' padding
         if cfg.teacher is None:
             raise ConfigError("no teacher: pass --teacher (a Hub id or a folder from `hf-ssdd train-teacher`).")
         self.teacher = Teacher.from_pretrained(
@@ -148,7 +149,7 @@ class Distiller:
 
             self.teacher_cache = TeacherCache.build(
                 self.teacher, self.images, self.normalization, cfg.teacher_views, cfg.crop_padding, cfg.flip, cfg.seed,
-                cfg.teacher_cache_dir, acc, cfg.feature_chunk_size,
+                cfg.teacher_cache_dir, acc, cfg.feature_chunk_size, cfg.crop_fill,
             )
 
         init = initial_indices(len(self.images), cfg.num_synthetic, cfg.seed)
@@ -220,12 +221,12 @@ class Distiller:
         if self.teacher_cache is None:
             generator = step_generator(cfg.seed, step, Stream.REAL_VIEWS)
             views = Augmentation.sample(cfg.batch_size, cfg.crop_padding, cfg.flip, generator)
-            x = views[local].apply(x)
+            x = views[local].apply(x, self.fill)
             return x, self.teacher.on_normalized(x, self.normalization)
         generator = step_generator(cfg.seed, step, Stream.VIEW_CHOICE)
         view_ids = torch.randint(cfg.teacher_views, (cfg.batch_size,), generator=generator)
         views, y = self.teacher_cache.lookup(indices[local], view_ids[local])
-        return views.apply(x), y.to(acc.device)
+        return views.apply(x, self.fill), y.to(acc.device)
 
     # --- the outer step -------------------------------------------------------------------------------------------
 

@@ -80,7 +80,7 @@ def fit_learner(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accele
         if cfg.crop_padding or cfg.flip:
             generator = step_generator(cfg.seed, step, Stream.PRETRAIN_VIEWS)
             views = Augmentation.sample(batch_size, cfg.crop_padding, cfg.flip, generator)
-            x = views[local].apply(x)
+            x = views[local].apply(x, data.normalization.crop_fill(cfg.crop_fill))
         outputs = model(pixel_values=x).logits
         if teacher is not None:
             y = teacher.on_normalized(x, data.normalization)

@@ -88,8 +88,10 @@ class TeacherCache:
         cache_dir: str | Path | None = None,
         accelerator=None,
         chunk_size: int = 512,
+        fill: str = "black",
     ) -> TeacherCache:
-        """Open the cache for these inputs, computing it first if no run has (`images` `(N, C, H, W)` uint8)."""
+        """Open the cache for these inputs, computing it first if no run has (`images` `(N, C, H, W)` uint8; `fill`
+        is the `crop_fill` of the views)."""
         from accelerate import PartialState
         from tqdm.auto import tqdm
 
@@ -99,7 +101,7 @@ class TeacherCache:
             "teacher": teacher_fingerprint(teacher),
             "images": hashlib.blake2b(images.contiguous().numpy().tobytes(), digest_size=16).hexdigest(),
             "mean": list(normalization.mean), "std": list(normalization.std),
-            "num_views": num_views, "padding": padding, "flip": flip, "seed": seed,
+            "num_views": num_views, "padding": padding, "flip": flip, "seed": seed, "fill": fill,
         }
         name = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=12).hexdigest()
         path = Path(cache_dir or default_cache_dir()) / name
@@ -116,8 +118,9 @@ class TeacherCache:
         work = [(v, chunk) for v in range(num_views) for chunk in torch.arange(len(images)).split(chunk_size)]
         mine = work[state.process_index :: state.num_processes]
         device = next(teacher.parameters()).device
+        colour = normalization.crop_fill(fill)
         for v, chunk in tqdm(mine, desc="teacher views", disable=not state.is_main_process):
-            x = views[v][chunk].apply(normalization.normalize(images[chunk].to(device)))
+            x = views[v][chunk].apply(normalization.normalize(images[chunk].to(device)), colour)
             features[v, chunk.numpy()] = teacher.on_normalized(x, normalization).cpu().numpy()
         features.flush()
         del features

@@ -89,12 +89,13 @@ def finetune(model, train: LabelledImages, normalization: Normalization, cfg: Tr
     wrapped, optimizer = acc.prepare(model, optimizer)
     wrapped.train()
     local = process_slice(batch_size, acc)
+    fill = normalization.crop_fill(cfg.crop_fill)
 
     def step_loss(step: int) -> torch.Tensor:
         indices = batch_indices(n, batch_size, step, cfg.seed)[local]
         generator = step_generator(cfg.seed, step, Stream.FINETUNE_VIEWS)
         views = Augmentation.sample(batch_size, cfg.crop_padding, cfg.flip, generator)
-        x = views[local].apply(normalization.normalize(train.images[indices].to(acc.device)))
+        x = views[local].apply(normalization.normalize(train.images[indices].to(acc.device)), fill)
         return F.cross_entropy(wrapped(pixel_values=x).logits, train.labels[indices].to(acc.device))
 
     history = run_steps(step_loss, optimizer, acc, cfg.max_steps, logging_steps=cfg.logging_steps, name="fine-tuning",

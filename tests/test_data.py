@@ -107,6 +107,25 @@ def test_augmentation_equals_a_naive_crop_and_flip():
     assert 0 < aug.flips.sum() < 16 and aug.offsets.min() >= 0 and aug.offsets.max() <= 6
 
 
+@pytest.mark.parametrize("fill, pixel", [("black", 0.0), ("mean", None)])
+def test_a_crop_is_padded_with_black_pixels_as_the_authors_pad_or_with_the_mean_colour(fill, pixel):
+    """Padding after normalising with `fill` equals padding the [0, 1] pixels with black, then normalising."""
+    normalization = Normalization((0.2, 0.5, 0.7), (0.3, 0.25, 0.1))
+    pixels = torch.rand(16, 3, 9, 9)
+    aug = Augmentation.sample(16, padding=3, flip=True, generator=step_generator(0, 5))
+    out = aug.apply(normalization.normalize(pixels), normalization.crop_fill(fill))
+    value = torch.tensor(normalization.mean if pixel is None else (pixel,) * 3).view(1, 3, 1, 1)
+    framed = value.expand(16, 3, 15, 15).clone()
+    framed[..., 3:12, 3:12] = pixels
+    for i in range(16):
+        top, left = aug.offsets[i].tolist()
+        ref = normalization.normalize(framed[i : i + 1, :, top : top + 9, left : left + 9])
+        torch.testing.assert_close(out[i : i + 1], ref.flip(-1) if aug.flips[i] else ref, atol=1e-6, rtol=0)
+    border = out[~aug.flips & (aug.offsets[:, 0] == 0)][:, :, 0]  # a top row that is all padding
+    expected = normalization.crop_fill(fill).view(1, 3, 1).expand_as(border)
+    assert border.numel() and torch.equal(border, expected)
+
+
 def test_augmentation_of_a_slice_is_the_slice_of_the_augmentation():
     """Why a batch does not depend on the number of processes sharing it."""
     x = torch.randn(8, 1, 6, 6)

@@ -21,14 +21,15 @@ def build(setup, cache_dir, **overrides):
     return TeacherCache.build(teacher, images, normalization, **{**kwargs, **overrides})
 
 
-def test_cached_targets_are_the_teacher_on_the_view_the_learner_gets(setup, tmp_path):
+@pytest.mark.parametrize("fill", ["black", "mean"])
+def test_cached_targets_are_the_teacher_on_the_view_the_learner_gets(setup, tmp_path, fill):
     teacher, images, normalization = setup
-    cache = build(setup, tmp_path)
+    cache = build(setup, tmp_path, fill=fill)
     assert cache.features.shape == (3, 48, teacher.dim)
     g = torch.Generator().manual_seed(0)
     indices, view_ids = torch.randint(48, (10,), generator=g), torch.randint(3, (10,), generator=g)
     views, targets = cache.lookup(indices, view_ids)
-    x = views.apply(normalization.normalize(images[indices]))
+    x = views.apply(normalization.normalize(images[indices]), normalization.crop_fill(fill))
     torch.testing.assert_close(targets, teacher(normalization.denormalize(x).clamp(0, 1)), atol=1e-5, rtol=1e-5)
     assert len({tuple(o) for o in views.offsets.tolist()}) > 1, "views differ between images"
 
@@ -43,8 +44,8 @@ def test_a_second_run_reads_the_cache_without_running_the_teacher(setup, tmp_pat
 
 
 def test_other_inputs_get_their_own_cache(setup, tmp_path):
-    paths = {build(setup, tmp_path, **change).path for change in ({}, {"seed": 1}, {"num_views": 2}, {"flip": False})}
-    assert len(paths) == 4
+    changes = ({}, {"seed": 1}, {"num_views": 2}, {"flip": False}, {"fill": "mean"})
+    assert len({build(setup, tmp_path, **change).path for change in changes}) == len(changes)
 
 
 def test_a_teacher_that_preprocesses_otherwise_gets_its_own_cache(setup, tmp_path):
