@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).parents[1] / "hf_ssdd"
 LAYERS = [  # bottom first
-    "provenance krr atomic",  # no project imports
+    "provenance krr atomic resnet",  # no project imports
     "config",  # typed configs
     "parsing tracking data image_processing barlow_twins model_folder",  # command lines, data, maths
     "learners modeling teachers teacher_cache pool checkpoint memory subsets targets training_loop",  # models, the loop
