@@ -24,6 +24,7 @@ from .config import ConfigError
 from .data import convert_channels
 from .image_processing import ImageProcessing
 from .provenance import snapshot_commit
+from .resnet import MODEL_TYPE as RESNET_TYPE
 
 PROBE_SIDE = 32  # side of the blank image that measures `dim` when the encoder has no fixed input size
 
@@ -57,6 +58,7 @@ FAMILIES = {
     "siglip": Family("pooler", tower="vision_model"),
     "resnet": Family("pooler"),
     "convnext": Family("pooler"),
+    RESNET_TYPE: Family("pooler"),  # the torchvision-layout ResNets of `train-teacher` and `import-teacher`
 }
 OTHER_FAMILY = Family("mean")
 
