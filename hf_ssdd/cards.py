@@ -279,8 +279,9 @@ def teacher_card(cfg, normalization, stats: dict, encoder) -> str:
     mean = [round(v, 4) for v in normalization.mean]
     std = [round(v, 4) for v in normalization.std]
     values = {k: public_name(v) if isinstance(v, str) else v for k, v in dataclasses.asdict(cfg).items()}
+    values["output_dir"] = Path(cfg.output_dir).name  # not written yet, so public_name cannot tell it is a folder
     hyperparameters = "\n".join(f"| `{k}` | `{v}` |" for k, v in values.items())
-    name = cfg.push_to_hub or public_name(cfg.output_dir)
+    name = cfg.push_to_hub or values["output_dir"]
     return f"""---
 {yaml.safe_dump(metadata, sort_keys=False).strip()}
 ---
@@ -333,6 +334,54 @@ features = model(pixel_values=(x - mean) / std).pooler_output.flatten(1)  # (n, 
 hf-ssdd distill --teacher {name} --dataset {values["dataset"]} --output_dir distilled
 ```
 """
+
+def imported_teacher_card(cfg, encoder, normalization, checkpoint: str, sha256: str) -> str:
+    """README.md of a teacher written by `import-teacher` (`cfg` its TeacherImportConfig): the checkpoint it came from
+    by file name and sha256 (never a path of this machine), the architecture, and how to load and use it."""
+    from . import __version__
+
+    metadata = {"library_name": "transformers", "pipeline_tag": "image-feature-extraction",
+                "tags": ["self-supervised", "hf-ssdd", cfg.arch]}
+    params = sum(p.numel() for p in encoder.parameters())
+    mean = [round(v, 4) for v in normalization.mean]
+    std = [round(v, 4) for v in normalization.std]
+    side, dim = cfg.image_size, encoder.config.hidden_sizes[-1]
+    name = cfg.push_to_hub or Path(cfg.output_dir).name  # not written yet, so public_name cannot tell it is a folder
+    return f"""---
+{yaml.safe_dump(metadata, sort_keys=False).strip()}
+---
+
+# Imported teacher: {cfg.arch} from `{checkpoint}`
+
+The backbone of the checkpoint `{checkpoint}` (sha256 `{sha256}`), trained elsewhere, converted by hf-ssdd
+{__version__} `import-teacher` without change to its weights: a {describe_encoder(encoder)}, {params / 1e6:.2f}M
+parameters. Its representation is `pooler_output`, a {dim}-d vector per image. It is meant as the frozen teacher of
+KRR-ST dataset distillation.
+
+- Input: {cfg.num_channels} channel(s), resized to {side}x{side}, normalised with mean {mean}, std {std} (in [0, 1]
+  pixel units), as given to `import-teacher`: the normalisation the checkpoint was trained with.
+- The same conversion: `hf-ssdd import-teacher {checkpoint} --config import_teacher_config.yaml`.
+
+## Use
+
+```python
+import torch
+from transformers import AutoModel
+
+model = AutoModel.from_pretrained("{name}"{_remote_code(encoder)}).eval()
+mean = torch.tensor({mean}).view(1, -1, 1, 1)
+std = torch.tensor({std}).view(1, -1, 1, 1)
+# x: (n, {cfg.num_channels}, {side}, {side}) pixels in [0, 1]
+features = model(pixel_values=(x - mean) / std).pooler_output  # (n, {dim})
+```
+
+`preprocessor_config.json` holds the same size and normalisation. As the teacher of a distillation:
+
+```bash
+hf-ssdd distill --teacher {name} --dataset <source dataset> --output_dir distilled
+```
+"""
+
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The pre-trained learner's model card and its transfer results

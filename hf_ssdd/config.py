@@ -403,6 +403,71 @@ class TeacherTrainConfig(SourceConfig, ModelOutputConfig, EncoderConfig):
 
 
 @dataclass
+class TeacherImportConfig(EncoderConfig):
+    """A ResNet trained elsewhere (Barlow Twins, SimCLR, BYOL, ...: solo-learn, lightly, torchvision layouts) made into
+    a teacher folder that `distill --teacher` reads. Defaults: the paper's teacher, ResNet-18 with a CIFAR stem."""
+
+    checkpoint: str | None = field(
+        default=None,
+        metadata={"positional": True,
+                  "help": "Checkpoint file (.pt, .pth, .ckpt or .safetensors) with keys in torchvision's layout, "
+                          "possibly under state_dict or model and prefixed by module., backbone. or encoder.; "
+                          "read with torch.load(weights_only=True): no code in it runs."},
+    )
+    arch: str = field(
+        default="resnet18",
+        metadata={"help": "The checkpoint's ResNet (torchvision's widths and depths unless given).",
+                  "choices": tuple(PRESETS)},
+    )
+    num_channels: int = field(default=3, metadata={"help": "Input channels of the checkpoint.", "choices": (1, 3)})
+    image_size: int | None = field(
+        default=None,
+        metadata={"help": "Side the teacher sees, pixels (images are resized to it); default 32 (cifar stem), "
+                          "224 (imagenet stem)."},
+    )
+    image_mean: list[float] | None = field(
+        default=None,
+        metadata={"help": "Per-channel mean in [0, 1] the checkpoint was trained with (CIFAR: 0.4914 0.4822 0.4465; "
+                          "ImageNet: 0.485 0.456 0.406). Required."},
+    )
+    image_std: list[float] | None = field(
+        default=None,
+        metadata={"help": "Per-channel std the checkpoint was trained with (CIFAR: 0.247 0.243 0.261; ImageNet: "
+                          "0.229 0.224 0.225). Required."},
+    )
+    output_dir: str = field(
+        default="teacher", metadata={"role": "output", "help": "Folder of the teacher (Hub model format)."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"role": "output", "help": "Allow replacing a non-empty output_dir."}
+    )
+    push_to_hub: str | None = field(
+        default=None, metadata={"role": "output", "help": "Hub model repo id to upload the teacher to."}
+    )
+    private: bool = field(default=False, metadata={"role": "output", "help": "Create the Hub repo as private."})
+
+    def __post_init__(self):
+        _check_choices(self)
+        if not self.checkpoint:
+            raise ConfigError("no checkpoint: give the file, `hf-ssdd import-teacher CHECKPOINT --image_mean ...`.")
+        self.resolve_encoder()
+        self.image_size = self.image_size or (224 if self.stem == "imagenet" else 32)
+        _check_positive(self, "image_size")
+        for name in ("image_mean", "image_std"):
+            value = getattr(self, name)
+            if value is None:
+                raise ConfigError(
+                    f"no --{name}: give the normalisation the checkpoint was trained with, as --image_mean and "
+                    "--image_std (CIFAR: 0.4914 0.4822 0.4465 / 0.247 0.243 0.261; ImageNet: 0.485 0.456 0.406 / "
+                    "0.229 0.224 0.225); a wrong one silently spoils every target."
+                )
+            if len(value) not in (1, self.num_channels):
+                raise ConfigError(f"{name}={value}: give 1 value or num_channels={self.num_channels} values.")
+        if min(self.image_std) <= 0:
+            raise ConfigError(f"image_std={self.image_std} must be positive.")
+
+
+@dataclass
 class PretrainConfig(ModelOutputConfig):
     """Pre-train a learner on a distilled set by regressing its targets (MSE). Defaults: the paper's protocol."""
 

@@ -5,11 +5,15 @@ import dataclasses
 import pytest
 
 from hf_ssdd.config import (
-    ConfigError, DistillConfig, PretrainConfig, TeacherTrainConfig, TransferConfig, fixed_on_resume, hyperparameters,
+    ConfigError, DistillConfig, PretrainConfig, TeacherImportConfig, TeacherTrainConfig, TransferConfig,
+    fixed_on_resume, hyperparameters,
 )
 
-CONFIGS = [DistillConfig, TeacherTrainConfig, PretrainConfig, TransferConfig]
-REQUIRED = {TransferConfig: {"target": "digits"}}  # what a config cannot be built without
+CONFIGS = [DistillConfig, TeacherTrainConfig, TeacherImportConfig, PretrainConfig, TransferConfig]
+REQUIRED = {  # what a config cannot be built without
+    TransferConfig: {"target": "digits"},
+    TeacherImportConfig: {"checkpoint": "c.pt", "image_mean": [0.5], "image_std": [0.25]},
+}
 CONTEXT = {"stem": {"arch": "resnet18"}}  # a field that applies only beside this value of another
 
 

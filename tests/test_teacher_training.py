@@ -129,6 +129,7 @@ def test_the_papers_resnet18_with_a_cifar_stem_trains_and_teaches_a_distillation
     assert (out / "resnet.py").is_file(), "the model's code travels with it, for trust_remote_code"
     card = (out / "README.md").read_text()
     assert "cifar stem: 3x3 convolution, stride 1, padding 2, no max-pool" in card and "trust_remote_code=True" in card
+    assert str(tmp_path) not in card, "a folder not yet written is named by its name too"
 
     teacher = Teacher.from_pretrained(str(out))
     assert (teacher.pooling, teacher.dim, teacher.image_size) == ("pooler", 16, 20)
