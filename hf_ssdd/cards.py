@@ -335,6 +335,7 @@ hf-ssdd distill --teacher {name} --dataset {values["dataset"]} --output_dir dist
 ```
 """
 
+
 def imported_teacher_card(cfg, encoder, normalization, checkpoint: str, sha256: str) -> str:
     """README.md of a teacher written by `import-teacher` (`cfg` its TeacherImportConfig): the checkpoint it came from
     by file name and sha256 (never a path of this machine), the architecture, and how to load and use it."""

@@ -1,7 +1,7 @@
-"""`import-teacher`: a ResNet trained elsewhere with Barlow Twins, SimCLR, BYOL, ... made into a teacher folder.
+r"""`import-teacher`: a ResNet trained elsewhere with Barlow Twins, SimCLR, BYOL, ... made into a teacher folder.
 
     hf-ssdd import-teacher barlow_twins_resnet18_cifar100.pt --arch resnet18 --stem cifar \
-        --image_mean 0.5071 0.4865 0.4409 --image_std 0.2673 0.2564 0.2762 --output_dir teacher
+        --image_mean 0.5071 0.4865 0.4409 --image_std 0.2673 0.2564 0.2762 --output_dir teacher  # CIFAR-100 stats
     hf-ssdd distill --teacher teacher ...
 
 The checkpoint holds a backbone in torchvision's layout (`conv1.weight`, `bn1.*`, `layer1.0.conv1.weight`,
@@ -15,6 +15,8 @@ exactly: every backbone weight present, nothing left over, every shape the same.
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -36,12 +38,16 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
         return load_file(path)
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, ... depending on what the pickle needs
-        reason = " ".join(str(err).split())[:200]
-        raise ConfigError(
-            f"checkpoint {path.name!r} cannot be read without running code from it ({reason}); if you trust it, save "
-            f"its weights alone: torch.save(torch.load(path, weights_only=False)['state_dict'], 'weights.pt')."
-        ) from None
+    except (pickle.UnpicklingError, RuntimeError, KeyError, EOFError, OSError) as err:
+        needs = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))  # a class or function to call: not run
+        if needs:
+            raise ConfigError(
+                f"checkpoint {path.name!r} needs code to load ({needs.group(1)}), which is not run; if you trust the "
+                "file, save its weights alone: torch.save(torch.load(path, weights_only=False)['state_dict'], "
+                "'weights.pt')."
+            ) from None
+        raise ConfigError(f"checkpoint {path.name!r} is not a torch.save file ({type(err).__name__}: "
+                          f"{' '.join(str(err).split())[:120]}); check the file.") from None
     for key in NESTS:
         if isinstance(content, dict) and isinstance(content.get(key), dict):
             content = content[key]

@@ -221,8 +221,19 @@ def test_a_pickle_that_needs_code_is_refused_and_runs_none(tmp_path, capsys):
     marker = tmp_path / "code-ran"
     torch.save({"state_dict": resnet18_state(WIDTHS), "hook": RunsCode(str(marker))}, tmp_path / "evil.ckpt")
     message = import_error(tmp_path / "evil.ckpt", tmp_path, capsys)
-    assert "'evil.ckpt' cannot be read without running code from it" in message and "weights_only=False" in message
+    assert "'evil.ckpt' needs code to load (io.open), which is not run" in message and "weights_only=False" in message
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not a checkpoint", "'bad.pt' is not a torch.save file"),
+    ([1, 2], "'bad.pt' holds no state dict"),
+    ({"state_dict": {"conv1.weight": 1}}, "'bad.pt' holds no state dict"),
+])
+def test_a_file_without_a_state_dict_is_named(content, message, tmp_path, capsys):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content) if isinstance(content, bytes) else torch.save(content, path)
+    assert message in import_error(path, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("options, message", [
