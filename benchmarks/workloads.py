@@ -3,6 +3,7 @@
 - `cifar_like_source`: `n` random 32x32 RGB images, saved with `save_to_disk` (a stand-in for CIFAR-100).
 - `vit_tiny_teacher`: a ViT-Tiny-sized encoder (192 wide, 12 layers, 3 heads, patch 16) at 224x224, random weights.
 - `fashion_mnist_teacher`: the README's teacher when it is there, else the same architecture after one step.
+- `resnet18_cifar_teacher`: the paper's teacher architecture, ResNet-18 with the CIFAR stem at 32x32, random weights.
 """
 
 from __future__ import annotations
@@ -84,4 +85,20 @@ def small_vit_teacher(folder: Path, side: int = 32) -> str:
                            intermediate_size=128)
         ViTModel(config, add_pooling_layer=False).save_pretrained(path)
         save_preprocessor(path, side, [0.5] * 3, [0.5] * 3)
+    return str(path)
+
+
+def resnet18_cifar_teacher(folder: Path, hidden_sizes: list[int] | None = None) -> str:
+    """The authors' teacher architecture (3x3 stride-1 stem, no max-pool, 512-d) at 32x32, random weights;
+    `hidden_sizes` narrows it (toy sizes)."""
+    import torch
+
+    from hf_ssdd.resnet import TorchvisionResNetConfig, TorchvisionResNetModel
+
+    path = Path(folder) / f"resnet18-cifar-{'-'.join(map(str, hidden_sizes or [64]))}"
+    if not (path / "config.json").exists():
+        torch.manual_seed(0)
+        widths = {"hidden_sizes": hidden_sizes} if hidden_sizes else {}
+        TorchvisionResNetModel(TorchvisionResNetConfig.preset("resnet18", stem="cifar", **widths)).save_pretrained(path)
+        save_preprocessor(path, 32, [0.5071, 0.4865, 0.4409], [0.2673, 0.2564, 0.2762])  # CIFAR-100's statistics
     return str(path)
