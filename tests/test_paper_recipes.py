@@ -45,8 +45,8 @@ def hub_copies():
             "image": Image(), "label": labels("001.Black_footed_Albatross", "002.Laysan_Albatross",
                                               "003.Sooty_Albatross"),
             "bbox": Sequence(Value("float32"), length=4)}),
-        "Donghyun99/Stanford-Dogs": (("train", "test"),
-                                     {"image": Image(), "label": labels("Chihuahua", "Japanese_spaniel", "Maltese_dog")}),
+        "Donghyun99/Stanford-Dogs": (("train", "test"), {
+            "image": Image(), "label": labels("Chihuahua", "Japanese_spaniel", "Maltese_dog")}),
         "Donghyun99/Oxford-Flower-102": (("train", "validation", "test"), {
             "image": Image(), "label": labels("pink primrose", "hard-leaved pocket orchid", "canterbury bells")}),
     }
