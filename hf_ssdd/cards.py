@@ -17,6 +17,7 @@ import yaml
 
 from .data import BUILTIN_HUB_COPIES
 from .provenance import public_metadata, public_name, where
+from .resnet import MODEL_TYPE as RESNET_TYPE
 
 TAGS = ("dataset-distillation", "self-supervised", "hf-ssdd")
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
@@ -242,6 +243,23 @@ def _mean_std(mean: float, std: float, table: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def describe_encoder(encoder) -> str:
+    """A teacher's architecture in words, for its card: the stem exactly, since checkpoints differ in it."""
+    c = encoder.config
+    if c.model_type != RESNET_TYPE:
+        return f"{c.model_type} encoder (stages {c.hidden_sizes}, blocks {c.depths})"
+    side = encoder.conv1.kernel_size[0]
+    pool = "a 3x3 stride-2 max-pool" if c.stem == "imagenet" else "no max-pool"
+    return (f"ResNet in torchvision's layout ({c.block} blocks, stages {c.hidden_sizes}, blocks {c.depths}; {c.stem} "
+            f"stem: {side}x{side} convolution, stride {c.stem_stride}, padding {c.stem_padding}, {pool}; "
+            "global average pooling)")
+
+
+def _remote_code(encoder) -> str:
+    """The `from_pretrained` argument that loads the encoder without hf-ssdd: its code is saved beside the weights."""
+    return ", trust_remote_code=True" if encoder.config.model_type == RESNET_TYPE else ""
+
+
 def teacher_card(cfg, normalization, stats: dict, encoder) -> str:
     """README.md of a teacher written by `train-teacher` (`cfg` its TeacherTrainConfig): Hub metadata, then how it was
     trained and how to load and use it. A built-in source is named by its Hub copy where it has one."""
@@ -252,7 +270,7 @@ def teacher_card(cfg, normalization, stats: dict, encoder) -> str:
     metadata = {
         "library_name": "transformers",
         "pipeline_tag": "image-feature-extraction",
-        "tags": ["self-supervised", "barlow-twins", "hf-ssdd", cfg.architecture],
+        "tags": ["self-supervised", "barlow-twins", "hf-ssdd", cfg.arch],
         **({"datasets": [dataset]} if not Path(cfg.dataset).exists() else {}),
     }
     s, side = stats, stats["image_size"]
@@ -261,16 +279,17 @@ def teacher_card(cfg, normalization, stats: dict, encoder) -> str:
     mean = [round(v, 4) for v in normalization.mean]
     std = [round(v, 4) for v in normalization.std]
     values = {k: public_name(v) if isinstance(v, str) else v for k, v in dataclasses.asdict(cfg).items()}
+    values["output_dir"] = Path(cfg.output_dir).name  # not written yet, so public_name cannot tell it is a folder
     hyperparameters = "\n".join(f"| `{k}` | `{v}` |" for k, v in values.items())
-    name = cfg.push_to_hub or public_name(cfg.output_dir)
+    name = cfg.push_to_hub or values["output_dir"]
     return f"""---
 {yaml.safe_dump(metadata, sort_keys=False).strip()}
 ---
 
-# Barlow Twins teacher: {cfg.architecture} on `{dataset}`
+# Barlow Twins teacher: {cfg.arch} on `{dataset}`
 
-A {cfg.architecture} encoder ({params / 1e6:.2f}M parameters, stages {cfg.hidden_sizes}, blocks {cfg.depths}) trained
-from scratch, without labels, with Barlow Twins (Zbontar et al., *Barlow Twins: Self-Supervised Learning via
+A {describe_encoder(encoder)}, {params / 1e6:.2f}M parameters,
+trained from scratch, without labels, with Barlow Twins (Zbontar et al., *Barlow Twins: Self-Supervised Learning via
 Redundancy Reduction*, ICML 2021) on the {s["num_images"]} images of `{dataset}` (split `{cfg.split}`),
 {s["resolution"]}x{s["resolution"]} with {s["channels"]} channel(s), by hf-ssdd {__version__} `train-teacher`.
 Its representation is `pooler_output`, a {cfg.hidden_sizes[-1]}-d vector per image. It is meant as the frozen teacher
@@ -302,7 +321,7 @@ The same run: `hf-ssdd train-teacher --config teacher_config.yaml`.
 import torch
 from transformers import AutoModel
 
-model = AutoModel.from_pretrained("{name}").eval()
+model = AutoModel.from_pretrained("{name}"{_remote_code(encoder)}).eval()
 mean = torch.tensor({mean}).view(1, -1, 1, 1)
 std = torch.tensor({std}).view(1, -1, 1, 1)
 # x: (n, {s["channels"]}, {side}, {side}) pixels in [0, 1]
@@ -315,6 +334,55 @@ features = model(pixel_values=(x - mean) / std).pooler_output.flatten(1)  # (n, 
 hf-ssdd distill --teacher {name} --dataset {values["dataset"]} --output_dir distilled
 ```
 """
+
+
+def imported_teacher_card(cfg, encoder, normalization, checkpoint: str, sha256: str) -> str:
+    """README.md of a teacher written by `import-teacher` (`cfg` its TeacherImportConfig): the checkpoint it came from
+    by file name and sha256 (never a path of this machine), the architecture, and how to load and use it."""
+    from . import __version__
+
+    metadata = {"library_name": "transformers", "pipeline_tag": "image-feature-extraction",
+                "tags": ["self-supervised", "hf-ssdd", cfg.arch]}
+    params = sum(p.numel() for p in encoder.parameters())
+    mean = [round(v, 4) for v in normalization.mean]
+    std = [round(v, 4) for v in normalization.std]
+    side, dim = cfg.image_size, encoder.config.hidden_sizes[-1]
+    name = cfg.push_to_hub or Path(cfg.output_dir).name  # not written yet, so public_name cannot tell it is a folder
+    return f"""---
+{yaml.safe_dump(metadata, sort_keys=False).strip()}
+---
+
+# Imported teacher: {cfg.arch} from `{checkpoint}`
+
+The backbone of the checkpoint `{checkpoint}` (sha256 `{sha256}`), trained elsewhere, converted by hf-ssdd
+{__version__} `import-teacher` without change to its weights: a {describe_encoder(encoder)}, {params / 1e6:.2f}M
+parameters. Its representation is `pooler_output`, a {dim}-d vector per image. It is meant as the frozen teacher of
+KRR-ST dataset distillation.
+
+- Input: {cfg.num_channels} channel(s), resized to {side}x{side}, normalised with mean {mean}, std {std} (in [0, 1]
+  pixel units), as given to `import-teacher`: the normalisation the checkpoint was trained with.
+- The same conversion: `hf-ssdd import-teacher {checkpoint} --config import_teacher_config.yaml`.
+
+## Use
+
+```python
+import torch
+from transformers import AutoModel
+
+model = AutoModel.from_pretrained("{name}"{_remote_code(encoder)}).eval()
+mean = torch.tensor({mean}).view(1, -1, 1, 1)
+std = torch.tensor({std}).view(1, -1, 1, 1)
+# x: (n, {cfg.num_channels}, {side}, {side}) pixels in [0, 1]
+features = model(pixel_values=(x - mean) / std).pooler_output  # (n, {dim})
+```
+
+`preprocessor_config.json` holds the same size and normalisation. As the teacher of a distillation:
+
+```bash
+hf-ssdd distill --teacher {name} --dataset <source dataset> --output_dir distilled
+```
+"""
+
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The pre-trained learner's model card and its transfer results

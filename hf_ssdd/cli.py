@@ -1,6 +1,7 @@
 """`hf-ssdd`: one subcommand per stage, each a typed config handed to the library function of that stage.
 
     hf-ssdd train-teacher --config recipes/configs/fashion_mnist_teacher.yaml
+    hf-ssdd import-teacher barlow_twins_resnet18_cifar100.pt --arch resnet18 --image_mean ... --image_std ...
     hf-ssdd plan --config recipes/configs/fashion_mnist.yaml --teacher outputs/teacher
     hf-ssdd distill --config recipes/configs/fashion_mnist.yaml --teacher outputs/teacher
     hf-ssdd push outputs/distilled user/fashion-mnist-krr-st
@@ -37,6 +38,10 @@ STAGES = {
     "train-teacher": Stage(
         "hf_ssdd.config:TeacherTrainConfig", "hf_ssdd.teacher_training:train_teacher",
         "Train a self-supervised (Barlow Twins) teacher on the source data; saved in Hub format.",
+    ),
+    "import-teacher": Stage(
+        "hf_ssdd.config:TeacherImportConfig", "hf_ssdd.teacher_import:import_teacher",
+        "Make a ResNet checkpoint trained elsewhere (Barlow Twins, SimCLR, BYOL; torchvision layout) a teacher folder.",
     ),
     "plan": Stage(
         "hf_ssdd.config:DistillConfig", "hf_ssdd.memory:plan",

@@ -40,10 +40,15 @@ class CommandParser(argparse.ArgumentParser):
 class ConfigParser(CommandParser, HfArgumentParser):
     """`HfArgumentParser` (one option per dataclass field, its `metadata` the `add_argument` keywords, so a field's
     `choices` are checked by argparse) with the literal help and one-line errors of `CommandParser`. A field's `role`
-    (see `config.hyperparameters`) is ours, not argparse's."""
+    (see `config.hyperparameters`) is ours, not argparse's; a field with `positional: True` may also be given as the
+    command's positional argument (`hf-ssdd import-teacher CHECKPOINT`), which wins over its option and YAML key."""
 
     def add_argument(self, *args, **kwargs):
         kwargs.pop("role", None)
+        if kwargs.pop("positional", False):
+            name = args[0].removeprefix("--")  # same dest as the option; set only when given (SUPPRESS)
+            super().add_argument(name, nargs="?", default=argparse.SUPPRESS, metavar=name.upper(),
+                                 help=f"Same as --{name}.")
         return super().add_argument(*args, **kwargs)
 
 

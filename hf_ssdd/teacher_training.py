@@ -4,9 +4,11 @@
     accelerate launch recipes/train_teacher.py --config recipes/configs/fashion_mnist_teacher.yaml
     hf-ssdd distill --teacher teacher ...
 
-The encoder is a built-in transformers architecture (ResNet or ConvNeXt, sized for small images), so that
-`AutoModel.from_pretrained(output_dir)` loads it with no remote code, and `hf_ssdd.teachers.Teacher` feeds it
-exactly as in training: the views are resampled to `image_size` and normalised with the source's mean/std, both
+The encoder is a built-in transformers architecture (`--arch resnet` or `convnext`, sized for small images), which
+`AutoModel.from_pretrained(output_dir)` loads with no remote code, or the paper's ResNet-18 (`--arch resnet18 --stem
+cifar`; also resnet34, resnet50, any widths and depths) from `hf_ssdd.resnet`, which `AutoModel` loads after
+`import hf_ssdd`, or with `trust_remote_code=True` from the code saved beside the weights. `hf_ssdd.teachers.Teacher`
+feeds it exactly as in training: the views are resampled to `image_size` and normalised with the source's mean/std, both
 recorded in `preprocessor_config.json`. Its `pooler_output` is the representation; the projector is discarded.
 
 Each process takes its slice of the global batch of step `(seed, step)`; its views are drawn from a generator seeded
@@ -38,6 +40,7 @@ from torch import nn
 
 from .barlow_twins import SSLAugmentation, barlow_twins_loss, projector
 from .config import ConfigError, TeacherTrainConfig, check_output_dir
+from .resnet import PRESETS, TorchvisionResNetConfig
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -63,14 +66,22 @@ def _convnext(cfg: TeacherTrainConfig, channels: int, image_size: int):
     )
 
 
-ENCODER_CONFIGS = {"resnet": _resnet, "convnext": _convnext}  # both pool into (n, hidden_sizes[-1])
+def _torchvision_resnet(cfg: TeacherTrainConfig, channels: int, image_size: int):
+    return TorchvisionResNetConfig(
+        num_channels=channels, hidden_sizes=list(cfg.hidden_sizes), depths=list(cfg.depths),
+        block=PRESETS[cfg.arch]["block"], stem=cfg.stem, stem_stride=cfg.stem_stride, stem_padding=cfg.stem_padding,
+    )
+
+
+# every one pools into (n, hidden_sizes[-1])
+ENCODER_CONFIGS = {"resnet": _resnet, "convnext": _convnext, **dict.fromkeys(PRESETS, _torchvision_resnet)}
 
 
 def build_encoder(cfg: TeacherTrainConfig, channels: int, image_size: int) -> nn.Module:
     """A randomly initialised transformers encoder for `(n, channels, image_size, image_size)` inputs."""
     from transformers import AutoModel
 
-    return AutoModel.from_config(ENCODER_CONFIGS[cfg.architecture](cfg, channels, image_size))
+    return AutoModel.from_config(ENCODER_CONFIGS[cfg.arch](cfg, channels, image_size))
 
 
 class BarlowTwins(nn.Module):

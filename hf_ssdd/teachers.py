@@ -24,6 +24,7 @@ from .config import ConfigError
 from .data import convert_channels
 from .image_processing import ImageProcessing
 from .provenance import snapshot_commit
+from .resnet import MODEL_TYPE as RESNET_TYPE
 
 PROBE_SIDE = 32  # side of the blank image that measures `dim` when the encoder has no fixed input size
 
@@ -57,6 +58,7 @@ FAMILIES = {
     "siglip": Family("pooler", tower="vision_model"),
     "resnet": Family("pooler"),
     "convnext": Family("pooler"),
+    RESNET_TYPE: Family("pooler"),  # the torchvision-layout ResNets of `train-teacher` and `import-teacher`
 }
 OTHER_FAMILY = Family("mean")
 
@@ -208,11 +210,12 @@ def teacher_provenance(name_or_path: str, revision: str | None = None) -> dict:
     folder = Path(name_or_path)
     if folder.is_dir():
         weights = sorted(path for pattern in WEIGHT_FILES for path in folder.glob(pattern))
-        return {"folder": folder.resolve().name, "sha256": {path.name: _sha256(path) for path in weights}}
+        return {"folder": folder.resolve().name, "sha256": {path.name: file_sha256(path) for path in weights}}
     return {"id": name_or_path, "revision": _hub_commit(name_or_path, revision) or revision}
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """What `sha256sum` prints for the file."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -25,6 +25,7 @@ from hf_ssdd.config import DistillConfig, TeacherTrainConfig
 from hf_ssdd.data import Normalization, describe_source
 from hf_ssdd.distilled_set import DistilledSet
 from hf_ssdd.provenance import HUB_LICENSES
+from hf_ssdd.teacher_training import build_encoder
 
 
 def card_yaml(out) -> dict:
@@ -191,7 +192,8 @@ def test_a_teacher_card_names_a_built_in_source_by_its_hub_copy():
     cfg = TeacherTrainConfig(dataset="fashion_mnist", output_dir="teacher")
     stats = dict(num_images=100, resolution=28, channels=1, image_size=32, steps=30, final_loss=1.5, wall_time_s=60.0,
                  num_processes=1, device="cpu")
-    card = ModelCard(teacher_card(cfg, Normalization((0.29,), (0.35,)), stats, torch.nn.Linear(2, 2)))
+    encoder = build_encoder(cfg, channels=1, image_size=32)
+    card = ModelCard(teacher_card(cfg, Normalization((0.29,), (0.35,)), stats, encoder))
 
     assert card.data.datasets == ["zalando-datasets/fashion_mnist"]
     assert "on `zalando-datasets/fashion_mnist`" in card.text

@@ -22,7 +22,10 @@ from hf_ssdd.parsing import parse_config
 RECIPES = Path(__file__).parents[1] / "recipes" / "configs"
 HF_SSDD = Path(sys.executable).with_name("hf-ssdd")  # the console script installed beside this Python
 
-REQUIRED = {"transfer": ["--target", "digits"]}  # what a stage cannot run without; everything else has a default
+REQUIRED = {  # what a stage cannot run without; everything else has a default
+    "transfer": ["--target", "digits"],
+    "import-teacher": ["checkpoint.pt", "--image_mean", "0.5", "--image_std", "0.25"],
+}
 WRONG_TYPED = {bool: "maybe", int: "1.5x", float: "abc"}  # plain strings have no wrong type
 
 
@@ -75,7 +78,7 @@ def test_unknown_command_is_one_line_listing_the_commands(capsys):
         main(["distil"])
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.count("\n") == 1
-    assert err.startswith("hf-ssdd: error: unknown command 'distil'; choose from train-teacher, plan, distill")
+    assert err.startswith("hf-ssdd: error: unknown command 'distil'; choose from train-teacher, import-teacher, plan")
 
 
 @pytest.mark.parametrize("command", [*STAGES, *COMMANDS])

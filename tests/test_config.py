@@ -5,11 +5,16 @@ import dataclasses
 import pytest
 
 from hf_ssdd.config import (
-    ConfigError, DistillConfig, PretrainConfig, TeacherTrainConfig, TransferConfig, fixed_on_resume, hyperparameters,
+    ConfigError, DistillConfig, PretrainConfig, TeacherImportConfig, TeacherTrainConfig, TransferConfig,
+    fixed_on_resume, hyperparameters,
 )
 
-CONFIGS = [DistillConfig, TeacherTrainConfig, PretrainConfig, TransferConfig]
-REQUIRED = {TransferConfig: {"target": "digits"}}  # what a config cannot be built without
+CONFIGS = [DistillConfig, TeacherTrainConfig, TeacherImportConfig, PretrainConfig, TransferConfig]
+REQUIRED = {  # what a config cannot be built without
+    TransferConfig: {"target": "digits"},
+    TeacherImportConfig: {"checkpoint": "c.pt", "image_mean": [0.5], "image_std": [0.25]},
+}
+CONTEXT = {"stem": {"arch": "resnet18"}}  # a field that applies only beside this value of another
 
 
 def test_defaults_are_the_papers_protocol():
@@ -24,7 +29,7 @@ def test_defaults_are_the_papers_protocol():
 def test_choices_are_declared_on_the_field_and_also_checked_when_built_in_python(config_cls):
     for f in dataclasses.fields(config_cls):
         for choice in f.metadata.get("choices", ()):
-            config_cls(**REQUIRED.get(config_cls, {}), **{f.name: choice})
+            config_cls(**REQUIRED.get(config_cls, {}), **CONTEXT.get(f.name, {}), **{f.name: choice})
         if "choices" in f.metadata:
             with pytest.raises(ConfigError, match=f"{f.name}='not-a-choice' is not one of"):
                 config_cls(**REQUIRED.get(config_cls, {}), **{f.name: "not-a-choice"})

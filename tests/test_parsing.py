@@ -81,6 +81,33 @@ def test_nulls_in_yaml_are_kept_where_the_field_takes_them(tmp_path):
     assert (cfg.teacher, cfg.max_samples) == ("t", None)
 
 
+@dataclass
+class Import:
+    checkpoint: str | None = field(default=None, metadata={"help": "File.", "positional": True})
+    mean: list[float] | None = field(default=None, metadata={"help": "Mean."})
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["a.pt", "--mean", "0.5", "0.2"], Import("a.pt", [0.5, 0.2])),
+    (["--mean", "0.5", "--", "a.pt"], Import("a.pt", [0.5])),  # after a list option, `--` ends it
+    (["--checkpoint", "b.pt"], Import("b.pt")),  # also an option, as in YAML
+    (["--checkpoint", "b.pt", "a.pt"], Import("a.pt")),  # the positional wins
+    ([], Import()),
+])
+def test_a_positional_field_is_also_an_option(argv, expected):
+    assert parse_config(Import, argv) == expected
+
+
+def test_a_positional_field_comes_from_yaml_too_and_the_command_line_wins(tmp_path):
+    (tmp_path / "c.yaml").write_text("checkpoint: y.pt\n")
+    assert parse_config(Import, ["--config", str(tmp_path / "c.yaml")]).checkpoint == "y.pt"
+    assert parse_config(Import, ["--config", str(tmp_path / "c.yaml"), "a.pt"]).checkpoint == "a.pt"
+
+
+def test_a_second_positional_is_one_line(capsys):
+    assert "unrecognized arguments: b.pt" in parse_error(Import, ["a.pt", "b.pt"], capsys)
+
+
 def test_help_text_is_printed_as_written_even_with_a_percent_sign(capsys):
     @dataclass
     class Budget:

@@ -79,13 +79,13 @@ def test_train_teacher_writes_a_hub_model_that_automodel_loads(source, tmp_path)
     assert saved == cfg
 
 
-@pytest.mark.parametrize("architecture", ["resnet", "convnext"])
-def test_saved_teacher_gives_the_trained_encoders_features(architecture, tmp_path):
+@pytest.mark.parametrize("arch", ["resnet", "convnext", "resnet18"])
+def test_saved_teacher_gives_the_trained_encoders_features(arch, tmp_path):
     from transformers import AutoModel
 
     from hf_ssdd.teachers import Teacher
 
-    cfg = TeacherTrainConfig(architecture=architecture, output_dir=str(tmp_path / "teacher"), image_size=24, **TINY)
+    cfg = TeacherTrainConfig(arch=arch, output_dir=str(tmp_path / "teacher"), image_size=24, **TINY)
     torch.manual_seed(0)
     encoder = build_encoder(cfg, channels=1, image_size=24)
     with torch.no_grad():
@@ -107,6 +107,37 @@ def test_saved_teacher_gives_the_trained_encoders_features(architecture, tmp_pat
         features = loaded(pixel_values=normalization.normalize(views)).pooler_output.flatten(1)
     torch.testing.assert_close(features, expected)
     torch.testing.assert_close(Teacher.from_pretrained(str(out))(x), expected)
+
+
+def test_the_papers_resnet18_with_a_cifar_stem_trains_and_teaches_a_distillation(source, tmp_path):
+    from transformers import AutoModel
+
+    from hf_ssdd.cli import main
+    from hf_ssdd.config import DistillConfig
+    from hf_ssdd.distill import Distiller
+    from hf_ssdd.teachers import Teacher
+
+    path, _ = source
+    out = tmp_path / "teacher"
+    main(["train-teacher", "--dataset", path, "--max_samples", "32", "--arch", "resnet18", "--stem", "cifar",
+          "--hidden_sizes", "4", "8", "8", "16", "--max_steps", "2", "--batch_size", "16", "--projector_dim", "16",
+          "--report_to", "none", "--output_dir", str(out)])
+
+    model = AutoModel.from_pretrained(out)
+    assert model.config.model_type == "hf_ssdd_resnet" and model.config.depths == [2, 2, 2, 2]
+    assert (model.conv1.kernel_size, model.conv1.stride, model.conv1.padding) == ((3, 3), (1, 1), (2, 2))
+    assert (out / "resnet.py").is_file(), "the model's code travels with it, for trust_remote_code"
+    card = (out / "README.md").read_text()
+    assert "cifar stem: 3x3 convolution, stride 1, padding 2, no max-pool" in card and "trust_remote_code=True" in card
+    assert str(tmp_path) not in card, "a folder not yet written is named by its name too"
+
+    teacher = Teacher.from_pretrained(str(out))
+    assert (teacher.pooling, teacher.dim, teacher.image_size) == ("pooler", 16, 20)
+    cfg = DistillConfig(dataset=path, teacher=str(out), output_dir=str(tmp_path / "distilled"), num_synthetic=4,
+                        max_steps=2, batch_size=8, learner_depth=2, learner_width=4, pool_size=2, pool_steps=4,
+                        report_to="none")
+    distilled = Distiller(cfg).train()
+    assert distilled.targets.shape == (4, 16) and distilled.targets.isfinite().all()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -194,7 +225,7 @@ def test_warmup_cosine_rises_linearly_then_decays_to_zero():
 @pytest.mark.parametrize(
     "bad",
     [
-        dict(architecture="vit"),
+        dict(arch="vit"),
         dict(hidden_sizes=[8, 16], depths=[1]),
         dict(hidden_sizes=[8, 0], depths=[1, 1]),
         dict(min_crop_scale=0.0),
@@ -209,10 +240,55 @@ def test_config_rejects_bad_values_naming_the_field(bad):
         TeacherTrainConfig(**bad)
 
 
+def test_the_default_encoder_is_still_transformers_resnet_32_64_128():
+    """The main job publishes its teacher's sha256: the default must build exactly what it built before `arch`."""
+    from transformers import ResNetConfig, ResNetModel
+
+    cfg = TeacherTrainConfig()
+    assert (cfg.arch, cfg.hidden_sizes, cfg.depths, cfg.stem) == ("resnet", [32, 64, 128], [1, 1, 1], None)
+    torch.manual_seed(0)
+    built = build_encoder(cfg, channels=1, image_size=28)
+    torch.manual_seed(0)
+    before = ResNetModel(ResNetConfig(num_channels=1, embedding_size=32, hidden_sizes=[32, 64, 128], depths=[1, 1, 1],
+                                      layer_type="basic"))
+    assert built.state_dict().keys() == before.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(built.state_dict().values(), before.state_dict().values()))
+
+
+@pytest.mark.parametrize("given, hidden_sizes, depths, stem", [
+    (dict(arch="resnet18"), [64, 128, 256, 512], [2, 2, 2, 2], "cifar"),
+    (dict(arch="resnet34", stem="imagenet"), [64, 128, 256, 512], [3, 4, 6, 3], "imagenet"),
+    (dict(arch="resnet50"), [256, 512, 1024, 2048], [3, 4, 6, 3], "cifar"),
+    (dict(arch="resnet18", hidden_sizes=[16, 32, 64, 128]), [16, 32, 64, 128], [2, 2, 2, 2], "cifar"),
+    (dict(arch="resnet18", hidden_sizes=[8, 16], depths=[1, 1]), [8, 16], [1, 1], "cifar"),
+    (dict(arch="convnext"), [32, 64, 128], [1, 1, 1], None),
+])
+def test_widths_depths_and_stem_default_to_the_archs_preset(given, hidden_sizes, depths, stem):
+    cfg = TeacherTrainConfig(**given)
+    assert (cfg.hidden_sizes, cfg.depths, cfg.stem) == (hidden_sizes, depths, stem)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(stem="cifar"), "stem='cifar' applies to arch resnet18, resnet34 and resnet50, not to arch='resnet'"),
+    (dict(arch="convnext", stem_stride=2), "stem_stride=2 applies to arch resnet18"),
+    (dict(arch="resnet18", hidden_sizes=[8, 16, 32]), "give both to change the number of stages"),
+    (dict(arch="resnet50", hidden_sizes=[8, 16, 32, 66]), "resnet50 has bottleneck blocks"),
+    (dict(arch="resnet18", stem_stride=0), "stem_stride=0 must be positive"),
+    (dict(arch="resnet18", stem="large"), "stem='large' is not one of cifar, imagenet"),
+])
+def test_a_wrong_combination_is_one_line_naming_it(bad, message):
+    with pytest.raises(ConfigError) as info:
+        TeacherTrainConfig(**bad)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
 def test_config_round_trips_through_yaml(tmp_path):
     from hf_ssdd.config import save_config
 
     cfg = TeacherTrainConfig(hidden_sizes=[16, 32], depths=[2, 1], image_size=56, push_to_hub="me/t")
+    resnet = TeacherTrainConfig(arch="resnet50", stem="imagenet", stem_padding=1)
+    save_config(resnet, tmp_path / "resnet.yaml")
+    assert parse_config(TeacherTrainConfig, ["--config", str(tmp_path / "resnet.yaml")]) == resnet
     save_config(cfg, tmp_path / "c.yaml")
     assert yaml.safe_load((tmp_path / "c.yaml").read_text())["hidden_sizes"] == [16, 32]
     assert parse_config(TeacherTrainConfig, ["--config", str(tmp_path / "c.yaml")]) == cfg

@@ -30,9 +30,10 @@ def stage_arguments(stage, fixtures):
 TRAINING_STAGES = ("train-teacher", "distill", "pretrain", "transfer")
 
 
-def test_every_stage_but_plan_trains_and_has_report_to():
-    """`plan` only estimates memory; a new stage that trains joins `TRAINING_STAGES` (and so the tests below)."""
-    assert set(TRAINING_STAGES) == set(STAGES) - {"plan"}
+def test_every_stage_but_plan_and_import_trains_and_has_report_to():
+    """`plan` only estimates memory and `import-teacher` only converts weights; a new stage that trains joins
+    `TRAINING_STAGES` (and so the tests below)."""
+    assert set(TRAINING_STAGES) == set(STAGES) - {"plan", "import-teacher"}
     for stage in TRAINING_STAGES:
         assert "report_to" in {f.name for f in dataclasses.fields(_load(STAGES[stage].config))}, stage
 
