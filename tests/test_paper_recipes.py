@@ -99,8 +99,6 @@ def test_every_paper_config_parses_into_its_typed_config(source):
     bench = benchmark(source)
     assert bench.distilled == [distill.output_dir] and bench.teacher == distill.teacher and len(bench.seeds) == 3
     assert bench.finetune["target_normalization"] == "own" and bench.protocols == ["finetune"]
-    if "arch" not in {f.name for f in dataclasses.fields(TeacherTrainConfig)}:
-        pytest.skip("teacher.yaml uses train-teacher's --arch resnet18 --stem cifar (branch issue13-resnet)")
     teacher = parse_config(TeacherTrainConfig, ["--config", str(PAPER / source / "teacher.yaml")])
     assert (teacher.arch, teacher.stem, teacher.stem_stride) == ("resnet18", "cifar", 1)
     assert (teacher.dataset, teacher.image_column, teacher.output_dir) == (distill.dataset, distill.image_column,
@@ -150,32 +148,47 @@ def flow(value) -> str:
     return "'" + json.dumps(value) + "'"
 
 
+def solo_learn_checkpoint(path: Path, widths: list[int]) -> str:
+    """A ResNet-18 of `widths` saved as solo-learn saves its backbone: torchvision's keys under `backbone.`, in
+    `state_dict`."""
+    import torch
+
+    from hf_ssdd.resnet import TorchvisionResNetConfig, TorchvisionResNetModel
+
+    model = TorchvisionResNetModel(TorchvisionResNetConfig.preset("resnet18", hidden_sizes=widths))
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in model.state_dict().items()}, "epoch": 999}, path)
+    return str(path)
+
+
 @pytest.mark.slow
-def test_run_sh_runs_teacher_distill_and_benchmark_on_stand_ins_then_skips_them(stand_ins, tmp_path):
-    """The cifar100 recipe with each Hub id mapped to its stand-in and every size shrunk; CPU, one process."""
+@pytest.mark.parametrize("teacher", ["trained", "imported"])
+def test_run_sh_runs_teacher_distill_and_benchmark_on_stand_ins_then_skips_them(teacher, stand_ins, tmp_path):
+    """The cifar100 recipe with each Hub id mapped to its stand-in and every size shrunk, its teacher trained by
+    train-teacher or imported from a checkpoint as the authors' is (TEACHER_CHECKPOINT); CPU, one process."""
     source = stand_ins["uoft-cs/cifar100"]  # the source is CIFAR-100 too: its train split distilled, test held out
     steps = {"cifar10": 3, "cifar100": 3}  # the shrunk 10,000 / 5,000 of the paper
     targets = [{**dataclasses.asdict(t), "dataset": stand_ins[t.dataset], "finetune_steps": steps.get(t.name, 2)}
                for t in benchmark("cifar100").targets]
-    teacher = f"--dataset {source} --max_steps 2 --batch_size 8 --projector_dim 16 --report_to none"
-    if "arch" not in {f.name for f in dataclasses.fields(TeacherTrainConfig)}:  # before train-teacher --arch resnet18
-        from hf_ssdd.cli import main
-
-        main(["train-teacher", *teacher.split(), "--resolution", "32", "--image_column", "img",
-              "--output_dir", str(tmp_path / "out" / "cifar100" / "teacher")])  # today's options; run.sh skips it
+    widths = "--hidden_sizes 16 32 64 128"  # a narrow ResNet-18
     env = {
         "OUTPUT_ROOT": str(tmp_path / "out"), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT), "HF_SSDD": str(Path(sys.executable).parent / "hf-ssdd"),
-        "TEACHER_ARGS": teacher,
+        "TEACHER_ARGS": f"{widths} --dataset {source} --max_steps 2 --batch_size 8 --projector_dim 16 --report_to none",
         "DISTILL_ARGS": f"--dataset {source} --num_synthetic 6 --max_steps 2 --batch_size 8 --learner_width 4 "
                         "--pool_size 2 --pool_steps 2 --save_steps 1 --report_to none",
         "BENCHMARK_ARGS": f"--targets {flow(targets)} --seeds '[0]' --methods '[scratch, distilled]' "
                           "--pretrain '{num_epochs: 1}' --finetune '{max_steps: 5, batch_size: 8}' "
                           "--label_free_images 8",
     }
+    if teacher == "imported":
+        env["TEACHER_CHECKPOINT"] = solo_learn_checkpoint(tmp_path / "barlow_twins_resnet18_cifar100.pt",
+                                                          [16, 32, 64, 128])
+        env["TEACHER_ARGS"] = widths
     first = run("cifar100", env=env, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     out = tmp_path / "out" / "cifar100"
+    card = json.loads((out / "teacher" / "config.json").read_text())
+    assert (card["stem"], card["hidden_sizes"]) == ("cifar", [16, 32, 64, 128])
     rows = [json.loads(line) for line in (out / "benchmark" / "results.jsonl").read_text().splitlines()]
     tuned = {r["target"]: r["max_steps"] for r in rows if r["protocol"] == "finetune"}
     assert tuned == {t["name"]: t["finetune_steps"] for t in targets}  # each target its own steps
