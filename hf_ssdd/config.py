@@ -570,6 +570,13 @@ class TransferConfig:
     crop_padding: int = field(default=4, metadata={"help": "Fine-tuning random-crop padding, pixels (0: off)."})
     crop_fill: str = crop_fill_field()
     flip: bool = field(default=True, metadata={"help": "Fine-tuning random horizontal flip."})
+    target_normalization: str = field(
+        default="own",
+        metadata={"choices": ("own", "source"),
+                  "help": "Mean and std that normalise the target's images: own (measured on the target's training "
+                          "images, as the paper) or source (those the pre-trained model was trained with; from "
+                          "scratch there are none, so own)."},
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the label sample, the head and the batches."})
     output_dir: str = field(default="transfer", metadata={"help": "Folder for results.json."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Allow writing into a non-empty output_dir."})

@@ -116,10 +116,12 @@ def load_source(dataset: str, config: str | None = None, split: str = "train", r
     try:
         if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
             loaded = datasets.load_from_disk(str(path))
-            if isinstance(loaded, datasets.DatasetDict):
-                if split not in loaded:
-                    raise ConfigError(f"split={split!r} is not in {dataset}; it has {', '.join(loaded)}.")
-                loaded = loaded[split]
+            if isinstance(loaded, datasets.DatasetDict):  # "train+validation" joins splits, as load_dataset does
+                parts = split.split("+")
+                missing = [part for part in parts if part not in loaded]
+                if missing:
+                    raise ConfigError(f"split={missing[0]!r} is not in {dataset}; it has {', '.join(loaded)}.")
+                loaded = loaded[split] if len(parts) == 1 else datasets.concatenate_datasets([loaded[p] for p in parts])
             return loaded
         if path.exists():
             return datasets.load_dataset(str(path), split=split)
@@ -174,16 +176,17 @@ def _pil_to_array(image, channels: int, resolution: int) -> np.ndarray:
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 
-def _native_format(first) -> tuple[int, int]:
-    """(resolution, channels) of one decoded example: a PIL image or an `(H, W)` / `(H, W, C)` array."""
+def _native_format(first, resolution: int | None = None) -> tuple[int, int]:
+    """(resolution, channels) of one decoded example: a PIL image or an `(H, W)` / `(H, W, C)` array. A resolution
+    given wins: images of any shape (photographs of fine-grained targets) are resized to it."""
     if hasattr(first, "size") and hasattr(first, "mode"):
         (w, h), c = first.size, (1 if first.mode in ("L", "1", "I", "I;16", "F") else 3)
     else:
         shape = np.shape(first)
         h, w, c = shape[0], shape[1], (shape[2] if len(shape) == 3 else 1)
-    if h != w:
+    if h != w and resolution is None:
         raise ConfigError(f"images are {w}x{h}, not square; set --resolution to resize them to a square.")
-    return h, c
+    return resolution or h, c
 
 
 def decode_images(ds, column: str, resolution: int | None = None, channels: int | None = None, batch_size=1000):
@@ -196,7 +199,7 @@ def decode_images(ds, column: str, resolution: int | None = None, channels: int 
 
     if len(ds) == 0:
         raise ConfigError("the dataset has no rows.")
-    native_r, native_c = _native_format(ds[0][column])
+    native_r, native_c = _native_format(ds[0][column], resolution)
     resolution, channels = resolution or native_r, channels or native_c
     if isinstance(ds.features[column], (datasets.Array2D, datasets.Array3D)):
         array = torch.from_numpy(_array_column(ds, column))

@@ -7,8 +7,9 @@
 Two protocols. `finetune` (the paper's): a new linear head, then the whole network trained with cross-entropy by
 SGD with a cosine schedule on crop + flip views. `linear`: the network frozen in eval mode, its features
 standardised, and a logistic-regression head fitted to convergence by L-BFGS (deterministic, nothing to tune but
-the L2 penalty). Target images are converted to the network's channels and side and normalised as in
-pre-training. Accuracy comes from the `evaluate` module shipped in `hf_ssdd/metrics`.
+the L2 penalty). Target images are converted to the network's channels and side and normalised with the target's
+own mean and std, as the paper (`--target_normalization source`: with the pre-training statistics). Accuracy comes
+from the `evaluate` module shipped in `hf_ssdd/metrics`.
 
 Fine-tuning steps run in `training_loop.run_steps`, shared with pre-training and the teacher's training (why not
 `transformers.Trainer`: see that module).
@@ -129,6 +130,15 @@ def linear_probe(model, train: LabelledImages, test: LabelledImages, normalizati
     return shipped_accuracy(predictions, test.labels)
 
 
+def input_normalization(cfg: TransferConfig, pretrained: Normalization | None, train: LabelledImages) -> Normalization:
+    """The normalisation of the target's images: the pre-trained model's own (`target_normalization: source`), or
+    the per-channel mean and std `(C,)` of `train`, the images the run trains on (`own`, the paper's; always so from
+    scratch, where there is no source)."""
+    if pretrained is not None and cfg.target_normalization == "source":
+        return pretrained
+    return Normalization.measure(train.images)
+
+
 def run_transfer(cfg: TransferConfig, accelerator, splits=None) -> dict:
     """Transfer as `cfg` says and return the result (what `results.json` holds); writes nothing but the logs of
     `accelerator`'s trackers, started once the model and the target are loaded.
@@ -153,7 +163,7 @@ def run_transfer(cfg: TransferConfig, accelerator, splits=None) -> dict:
     if model is None:
         _, channels, side, _ = train.images.shape
         model = new_model(learner_config(cfg.arch, channels, side, num_labels=train.num_classes))
-    normalization = normalization or Normalization.measure(train.images)
+    normalization = input_normalization(cfg, normalization, train)
     torch.manual_seed(cfg.seed)
     replace_head(model, train.num_classes, dict(enumerate(train.class_names)))
     model.to(accelerator.device)
@@ -178,6 +188,7 @@ def run_transfer(cfg: TransferConfig, accelerator, splits=None) -> dict:
         "train_split": cfg.train_split,
         "test_split": cfg.test_split,
         "max_steps": cfg.max_steps,
+        "target_normalization": cfg.target_normalization,
         "wall_time_s": time.perf_counter() - start,
     }
 

@@ -3,7 +3,7 @@
     accelerate launch --config_file recipes/accelerate/cpu.yaml recipes/distill.py \
         --config recipes/configs/fashion_mnist.yaml --teacher outputs/teacher --output_dir outputs/distilled
     accelerate launch --config_file recipes/accelerate/multi_gpu.yaml recipes/distill.py \
-        --config recipes/configs/cifar100.yaml --teacher <hub-id-or-folder>
+        --config recipes/configs/paper/cifar100/distill.yaml --teacher <hub-id-or-folder>
 """
 
 import sys

@@ -186,3 +186,24 @@ def test_a_local_source_is_named_by_its_folder_with_the_licence_of_its_card_or_i
 
     (tmp_path / "plain").mkdir()
     assert describe_source(str(tmp_path / "plain")) == ({"folder": "plain"}, None)
+
+
+def test_a_saved_dataset_dict_joins_splits_with_a_plus_as_load_dataset_does(tmp_path):
+    from hf_ssdd.data import load_source
+
+    parts = {name: datasets.Dataset.from_dict({"x": values}) for name, values in (("train", [1, 2]), ("val", [3]))}
+    datasets.DatasetDict(parts).save_to_disk(str(tmp_path / "d"))
+    assert load_source(str(tmp_path / "d"), split="train+val")["x"] == [1, 2, 3]
+    with pytest.raises(ConfigError, match="split='valid' is not in"):
+        load_source(str(tmp_path / "d"), split="train+valid")
+
+
+def test_photographs_of_any_shape_are_resized_to_a_given_resolution_and_refused_without_one():
+    from hf_ssdd.data import decode_images
+
+    photos = datasets.Dataset.from_dict({"image": [Image.new("RGB", (40, 30), (255, 0, 0))] * 2},
+                                        features=datasets.Features({"image": datasets.Image()}))
+    images, resolution, channels = decode_images(photos, "image", resolution=16)
+    assert images.shape == (2, 3, 16, 16) and (resolution, channels) == (16, 3) and images[:, 0].min() == 255
+    with pytest.raises(ConfigError, match="images are 40x30, not square; set --resolution"):
+        decode_images(photos, "image")

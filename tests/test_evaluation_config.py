@@ -5,9 +5,11 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hf_ssdd.config import ConfigError
 from hf_ssdd.evaluation.config import BenchmarkConfig
+from hf_ssdd.evaluation.resume import CONFIG_FILE, check_resumable
 
 FASHION_MNIST = Path(__file__).parents[1] / "benchmarks" / "fashion_mnist.yaml"
 
@@ -68,10 +70,10 @@ def test_overrides_win_over_the_file(tmp_path, write_benchmark_config):
     assert cfg.seeds == [5] and cfg.linear == {} and cfg.finetune == {"max_steps": 3, "batch_size": 16}
 
 
-def test_the_saved_settings_are_those_of_a_benchmark_started_before_the_move():
-    """`benchmark_config.yaml` is compared key by key on resume: the form hf_ssdd.benchmark saved must not change.
-    Since then, fine-tuning pads crops with black by default; the config pins the mean padding of its published
-    table, so a folder started before refuses to resume (finetune changed) instead of mixing the two."""
+def test_a_benchmark_saved_before_the_transfer_settings_grew_resumes_under_the_pinned_fashion_mnist_config(tmp_path):
+    """`benchmark_config.yaml` is compared key by key on resume. A folder saved before `crop_fill`,
+    `target_normalization` and `finetune_steps` existed ran with mean padding and the source's statistics, which
+    benchmarks/fashion_mnist.yaml pins: it resumes; under the new defaults it refuses instead of mixing the two."""
     target = {"config": None, "train_split": "train", "test_split": "test", "image_column": None, "label_column": None}
     saved = {  # dataclasses.asdict of benchmarks/fashion_mnist.yaml as the former hf_ssdd.benchmark parsed it
         "distilled": ["outputs/fashion-mnist-krr-st-m10", "outputs/fashion-mnist-krr-st-m100"],
@@ -83,8 +85,15 @@ def test_the_saved_settings_are_those_of_a_benchmark_started_before_the_move():
         "archs": ["convnet"], "seeds": [0, 1, 2],
         "pretrain": {"num_epochs": 1000, "batch_size": 256, "learning_rate": 0.1, "momentum": 0.9,
                      "weight_decay": 0.001},
-        "finetune": {"max_steps": 200, "batch_size": 128, "learning_rate": 0.01, "crop_fill": "mean"},
-        "linear": {"max_steps": 500},
+        "finetune": {"max_steps": 200, "batch_size": 128, "learning_rate": 0.01}, "linear": {"max_steps": 500},
         "full_epochs": 4, "label_free_split": "test", "label_free_images": 2000, "rerun_changed_sets": False,
     }
-    assert dataclasses.asdict(BenchmarkConfig.from_yaml(FASHION_MNIST)) == saved
+    (tmp_path / CONFIG_FILE).write_text(yaml.safe_dump(saved))
+    cfg = BenchmarkConfig.from_yaml(FASHION_MNIST)
+    check_resumable(cfg, tmp_path, {}, {})
+    with pytest.raises(ConfigError, match="finetune, linear changed"):
+        check_resumable(dataclasses.replace(cfg, finetune={**cfg.finetune, "target_normalization": "own"},
+                                            linear={"max_steps": 500}), tmp_path, {}, {})
+    with pytest.raises(ConfigError, match="targets\\[digits\\] changed"):
+        digits = dataclasses.replace(cfg.targets[2], finetune_steps=50)
+        check_resumable(dataclasses.replace(cfg, targets=[*cfg.targets[:2], digits]), tmp_path, {}, {})

@@ -142,3 +142,15 @@ def test_the_commands_resume_a_benchmark_and_fill_in_the_card(finished, tiny_dis
     with pytest.raises(SystemExit):
         main(["benchmark", "--config", str(config), "--seeds"])
     assert "--key value pairs" in capsys.readouterr().err
+
+
+def test_each_target_is_finetuned_for_its_own_steps_and_probed_as_linear_says(tiny_distilled, tiny_labelled,
+                                                                              tmp_path, write_benchmark_config):
+    targets = [{"dataset": tiny_labelled, "name": "short", "finetune_steps": 2},
+               {"dataset": tiny_labelled, "name": "default"}]
+    config = write_benchmark_config(tmp_path / "b.yaml", tiny_distilled, tiny_labelled, targets=targets,
+                                    methods=["scratch"], seeds=[0], label_free_images=16)
+    rows = Benchmark(BenchmarkConfig.from_yaml(config)).run()
+    steps = {(r["target"], r["protocol"]): r["max_steps"] for r in rows if r["protocol"] != "label-free"}
+    assert steps == {("short", "finetune"): 2, ("default", "finetune"): 3,  # finetune.max_steps of the config
+                     ("short", "linear"): 20, ("default", "linear"): 20}

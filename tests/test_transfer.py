@@ -106,3 +106,50 @@ def test_pretrain_and_transfer_run_on_two_processes(tiny_distilled, tiny_labelle
         assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "t" / "results.json").read_text())
     assert result["accuracy"] >= 0.75
+
+
+def test_own_normalisation_is_the_mean_and_std_of_the_targets_training_images():
+    """The paper normalises each target with its own statistics: per channel, over every pixel of the training
+    images in [0, 1], the population std."""
+    import torch
+
+    from hf_ssdd.data import Normalization
+    from hf_ssdd.targets import LabelledImages
+    from hf_ssdd.transfer import input_normalization
+
+    images = torch.tensor([[[[0, 255]], [[51, 51]]], [[[255, 255]], [[102, 0]]]], dtype=torch.uint8)  # (2, 2, 1, 2)
+    train = LabelledImages(images, torch.tensor([0, 1]), ["a", "b"])
+    source = Normalization((0.5, 0.5), (0.25, 0.25))
+    red, green = [0.0, 1.0, 1.0, 1.0], [0.2, 0.2, 0.4, 0.0]
+    by_hand = [(sum(v) / 4, (sum(x * x for x in v) / 4 - (sum(v) / 4) ** 2) ** 0.5) for v in (red, green)]
+    own_cfg, source_cfg = TransferConfig(target="t"), TransferConfig(target="t", target_normalization="source")
+    own = input_normalization(own_cfg, source, train)
+    assert own.mean == pytest.approx([m for m, _ in by_hand]) and own.std == pytest.approx([s for _, s in by_hand])
+    assert input_normalization(source_cfg, source, train) == source
+    assert input_normalization(source_cfg, None, train) == own  # from scratch there is no source
+
+
+@pytest.mark.parametrize("setting", ["own", "source"])
+def test_transfer_normalises_the_target_as_target_normalization_says(setting, tiny_distilled, tiny_labelled,
+                                                                     tmp_path, monkeypatch):
+    import datasets
+    import numpy as np
+
+    import hf_ssdd.transfer as transfer_module
+    from hf_ssdd.data import Normalization
+    from hf_ssdd.targets import load_target
+
+    bright = datasets.load_from_disk(tiny_labelled).map(lambda row: {"image": 255 - np.asarray(row["image"])})
+    bright.save_to_disk(str(tmp_path / "bright"))  # the source's images inverted: other statistics
+    tiny_labelled = str(tmp_path / "bright")
+    model = pretrain(PretrainConfig(distilled=tiny_distilled, num_epochs=1, output_dir=str(tmp_path / "p"),
+                                    report_to="none"))
+    seen = []
+    monkeypatch.setattr(transfer_module, "linear_probe", lambda model, train, test, normalization, cfg, device:
+                        seen.append(normalization) or 0.5)
+    result = transfer(TransferConfig(target=tiny_labelled, pretrained=str(model), protocol="linear",
+                                     target_normalization=setting, output_dir=str(tmp_path / "t"), report_to="none"))
+    _, source, (channels, side) = transfer_module.load_pretrained(str(model))
+    train = load_target(tiny_labelled, split="train", resolution=side, channels=channels)
+    assert seen == [source if setting == "source" else Normalization.measure(train.images)]
+    assert source != Normalization.measure(train.images) and result["target_normalization"] == setting

@@ -22,25 +22,30 @@ from .methods import METHODS
 PROTOCOLS = ("linear", "finetune")
 SET_BY_BENCHMARK = {  # fields of the nested configs that each run sets itself: giving them is a mistake
     PretrainConfig: ("distilled", "arch", "seed", "output_dir"),
-    TransferConfig: ("target", "target_config", "image_column", "label_column", "train_split", "test_split",
-                     "max_train_samples", "pretrained", "protocol", "seed", "output_dir"),
+    TransferConfig: ("target", "target_config", "target_revision", "image_column", "label_column", "train_split",
+                     "test_split", "max_train_samples", "pretrained", "protocol", "seed", "output_dir"),
 }
 
 
 @dataclass
 class TargetSpec:
-    """One transfer target: a labelled dataset and how many of its training labels the learner may see."""
+    """One transfer target: a labelled dataset, how many of its training labels the learner may see, and how long
+    it is fine-tuned (the paper: 10,000 steps for CIFAR-size targets, 5,000 for the fine-grained ones)."""
 
     dataset: str
     name: str | None = None  # column title in the tables; default: dataset (and its label count)
     max_train_samples: int | None = None
     config: str | None = None
+    revision: str | None = None  # git revision of a Hub dataset
     train_split: str = "train"
     test_split: str | None = "test"
     image_column: str | None = None
     label_column: str | None = None
+    finetune_steps: int | None = None  # fine-tuning steps on this target; default: finetune.max_steps
 
     def __post_init__(self):
+        if self.finetune_steps is not None and self.finetune_steps <= 0:
+            raise ConfigError(f"finetune_steps={self.finetune_steps} of target {self.dataset!r} must be positive.")
         if self.name is None:
             self.name = f"{self.dataset}-{self.max_train_samples}" if self.max_train_samples else self.dataset
 

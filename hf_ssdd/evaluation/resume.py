@@ -1,7 +1,9 @@
 """Resuming a benchmark: what its results depend on (settings, the sets' fingerprints) and when they may be reused.
 
 `output_dir/benchmark_config.yaml` holds the config a benchmark was started with and the fingerprints of its sets;
-a rerun compares against it, so the saved form (plain dicts, these keys) must not change between versions.
+a rerun compares against it, so the saved form (plain dicts, these keys) may only grow: a key a version adds is
+read, in a file saved before, as the value that benchmark ran with (`SAVED_BEFORE_THE_KEY`, new `TargetSpec` fields'
+defaults).
 """
 
 from __future__ import annotations
@@ -14,14 +16,35 @@ from pathlib import Path
 import yaml
 
 from ..atomic import write_file
-from ..config import ConfigError, check_output_dir
-from .config import BenchmarkConfig
+from ..config import ConfigError, TransferConfig, check_output_dir
+from .config import BenchmarkConfig, TargetSpec
 from .methods import METHODS
 from .results import read_results
 
 CONFIG_FILE = "benchmark_config.yaml"
 SETTINGS = ("teacher", "pretrain", "finetune", "linear", "full_epochs", "label_free_split", "label_free_images")
 READ_BY_ONE_METHOD = {"full_epochs": "full"}  # a setting only that method reads: a change matters once it has run
+# Transfer settings added since benchmarks were first saved, with the value those older benchmarks ran with: a saved
+# file without the key holds it, so a config that pins that value resumes them. New files hold every key resolved.
+SAVED_BEFORE_THE_KEY = {"finetune": {"crop_fill": "mean", "target_normalization": "source"},
+                        "linear": {"target_normalization": "source"}}
+
+
+def settings(cfg: BenchmarkConfig) -> dict:
+    """The config as it is saved and compared: `dataclasses.asdict`, with the `SAVED_BEFORE_THE_KEY` settings of
+    `finetune` / `linear` resolved (the value given, else `TransferConfig`'s default)."""
+    saved = dataclasses.asdict(cfg)
+    defaults = {f.name: f.default for f in dataclasses.fields(TransferConfig)}
+    for protocol, keys in SAVED_BEFORE_THE_KEY.items():
+        saved[protocol] = {**{key: defaults[key] for key in keys}, **saved[protocol]}
+    return saved
+
+
+def _as_saved_before(saved: dict) -> dict:
+    """A saved config with the settings its version did not write filled in with the values it ran with."""
+    filled = {protocol: {**keys, **saved.get(protocol, {})} for protocol, keys in SAVED_BEFORE_THE_KEY.items()}
+    targets = [dataclasses.asdict(TargetSpec(**t)) for t in saved.get("targets", [])]  # new fields: their defaults
+    return {**saved, **filled, "targets": targets}
 
 
 def fingerprints(distilled) -> dict[str, str]:
@@ -33,7 +56,7 @@ def fingerprints(distilled) -> dict[str, str]:
 
 def save_settings(cfg: BenchmarkConfig, out: Path, sets: dict[str, dict]) -> None:
     """Write the config and the sets' fingerprints that a later run of this benchmark is checked against."""
-    saved = {**dataclasses.asdict(cfg), "fingerprints": sets}
+    saved = {**settings(cfg), "fingerprints": sets}
     (out / CONFIG_FILE).write_text(yaml.safe_dump(saved, sort_keys=False))
 
 
@@ -57,8 +80,8 @@ def check_resumable(cfg: BenchmarkConfig, out: Path, sets: dict[str, dict], size
     if not (out / CONFIG_FILE).exists():
         check_output_dir(str(out), overwrite=False)  # a folder that is not a benchmark's: refuse, with its message
         return
-    saved = yaml.safe_load((out / CONFIG_FILE).read_text())
-    current = dataclasses.asdict(cfg)
+    saved = _as_saved_before(yaml.safe_load((out / CONFIG_FILE).read_text()))
+    current = settings(cfg)
     differ = [key for key in SETTINGS if saved.get(key) != current[key]
               and (key not in READ_BY_ONE_METHOD or has_run(out, READ_BY_ONE_METHOD[key]))]
     saved_targets = {t["name"]: t for t in saved.get("targets", [])}

@@ -141,12 +141,16 @@ class Benchmark:
         return self._splits[key]
 
     def transfer_config(self, spec: TargetSpec, protocol: str, seed: int, model_dir) -> TransferConfig:
-        overrides = self.cfg.finetune if protocol == "finetune" else self.cfg.linear
+        """The run of one target and protocol: `finetune` / `linear` settings, then the target's own, which win."""
+        overrides = dict(self.cfg.finetune if protocol == "finetune" else self.cfg.linear)
+        if protocol == "finetune" and spec.finetune_steps is not None:
+            overrides["max_steps"] = spec.finetune_steps
         return TransferConfig(
-            target=spec.dataset, target_config=spec.config, image_column=spec.image_column,
-            label_column=spec.label_column, train_split=spec.train_split, test_split=spec.test_split,
-            max_train_samples=spec.max_train_samples, pretrained=None if model_dir is None else str(model_dir),
-            protocol=protocol, seed=seed, output_dir=str(self.out / "transfer"), **overrides,
+            target=spec.dataset, target_config=spec.config, target_revision=spec.revision,
+            image_column=spec.image_column, label_column=spec.label_column, train_split=spec.train_split,
+            test_split=spec.test_split, max_train_samples=spec.max_train_samples,
+            pretrained=None if model_dir is None else str(model_dir), protocol=protocol, seed=seed,
+            output_dir=str(self.out / "transfer"), **overrides,
         )
 
     def transfer(self, model_dir: Path, target: str, protocol: str, seed: int) -> dict:
