@@ -15,12 +15,12 @@ from hf_ssdd.data import (
     Augmentation,
     Normalization,
     batch_indices,
-    decode_images,
     describe_source,
     image_column,
     load_source,
     step_generator,
 )
+from hf_ssdd.image_store import decode_images
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_batches_walk_through_epoch_permutations():
 
 def test_load_images_reads_a_source_config_its_split_its_first_rows(tiny_labelled):
     from hf_ssdd.config import SourceConfig
-    from hf_ssdd.data import load_images
+    from hf_ssdd.image_store import load_images
 
     train = load_images(SourceConfig(dataset=tiny_labelled, max_samples=40))
     assert train.images.shape == (40, 1, 12, 12) and train.images.dtype == torch.uint8

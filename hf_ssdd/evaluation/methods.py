@@ -26,7 +26,7 @@ class Source:
     """The real images behind a distilled set, in its space, with teacher features computed once."""
 
     def __init__(self, distilled, teacher_name: str | None, device):
-        from ..data import load_images
+        from ..image_store import load_images
         from ..teachers import Teacher
 
         meta = distilled.metadata

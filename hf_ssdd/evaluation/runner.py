@@ -178,7 +178,7 @@ class Benchmark:
     def held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Held-out source images `(n, C, R, R)` (no labels read) and their teacher representations `(n, d)`."""
         if "held_out" not in self._splits:
-            from ..data import load_images
+            from ..image_store import load_images
 
             source = source_config(self.distilled[0].metadata, self.cfg.label_free_split, self.cfg.label_free_images)
             images = load_images(source).images
