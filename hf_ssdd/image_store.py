@@ -32,7 +32,7 @@ from .atomic import write_file
 from .config import ConfigError, SourceConfig
 
 STORE_VERSION = 1  # part of every key: bump it when the decoded pixels of a given input change
-CHUNK = 1000  # rows a worker decodes per task, and rows converted at a time
+CHUNK = 1000  # rows a worker decodes per task (~12 MB of 64x64 RGB), and rows of arrays converted at a time
 
 
 @dataclass
@@ -151,8 +151,10 @@ def decode_images(ds, column: str, resolution: int | None = None, channels: int 
     return images, resolution, channels
 
 
-def decode_into(out: np.ndarray, ds, column: str, resolution: int, channels: int, workers: int | None = None) -> None:
-    """Fill uint8 `out` `(N, C, R, R)` with the images of `ds[column]`, `CHUNK` rows at a time.
+def decode_into(
+    out: np.ndarray, ds, column: str, resolution: int, channels: int, workers: int | None = None, chunk: int = CHUNK
+) -> None:
+    """Fill uint8 `out` `(N, C, R, R)` with the images of `ds[column]`, `chunk` rows at a time.
 
     An `Image` column is decoded by `workers` processes (default: one per usable core, no more than chunks); each
     returns its decoded rows and only this process writes `out`, so `out` may be any array, mapped or not.
@@ -160,16 +162,16 @@ def decode_into(out: np.ndarray, ds, column: str, resolution: int, channels: int
     import datasets
     from tqdm.auto import tqdm
 
-    starts = range(0, len(ds), CHUNK)
+    parts = [(start, min(start + chunk, len(ds))) for start in range(0, len(ds), chunk)]
     if isinstance(ds.features[column], (datasets.Array2D, datasets.Array3D)):
-        for start in tqdm(starts, desc="converting images", leave=False):
-            out[start : start + CHUNK] = _array_rows(ds, column, start, resolution, channels)
+        for start, stop in tqdm(parts, desc="converting images", leave=False):
+            out[start:stop] = _array_rows(ds, column, start, stop, resolution, channels)
         return
     task = (ds.select_columns([column]), column, resolution, channels)
-    workers = min(workers or usable_cores(), len(starts))
+    workers = min(workers or usable_cores(), len(parts))
     if workers <= 1:
-        for start in tqdm(starts, desc="decoding images", leave=False):
-            out[start : start + CHUNK] = _decode_rows(start, *task)
+        for start, stop in tqdm(parts, desc="decoding images", leave=False):
+            out[start:stop] = _decode_rows(start, stop, *task)
         return
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
@@ -177,10 +179,10 @@ def decode_into(out: np.ndarray, ds, column: str, resolution: int, channels: int
     # spawn, not fork: the caller may hold CUDA or threads that a forked child must not inherit
     context = get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=task) as pool:
-        futures = {pool.submit(_decode_in_worker, start): start for start in starts}
+        futures = {pool.submit(_decode_in_worker, start, stop): (start, stop) for start, stop in parts}
         for future in tqdm(as_completed(futures), total=len(futures), desc="decoding images", leave=False):
-            start = futures[future]
-            out[start : start + CHUNK] = future.result()
+            start, stop = futures[future]
+            out[start:stop] = future.result()
 
 
 def usable_cores() -> int:
@@ -197,13 +199,13 @@ def _start_worker(*task) -> None:
     _WORKER = task
 
 
-def _decode_in_worker(start: int) -> np.ndarray:
-    return _decode_rows(start, *_WORKER)
+def _decode_in_worker(start: int, stop: int) -> np.ndarray:
+    return _decode_rows(start, stop, *_WORKER)
 
 
-def _decode_rows(start: int, ds, column: str, resolution: int, channels: int) -> np.ndarray:
-    """uint8 `(n, C, R, R)`: rows `start : start + CHUNK` decoded one PIL image at a time."""
-    return np.stack([_pil_to_array(image, channels, resolution) for image in ds[start : start + CHUNK][column]])
+def _decode_rows(start: int, stop: int, ds, column: str, resolution: int, channels: int) -> np.ndarray:
+    """uint8 `(stop - start, C, R, R)`: rows `start:stop` decoded one PIL image at a time."""
+    return np.stack([_pil_to_array(image, channels, resolution) for image in ds[start:stop][column]])
 
 
 def _pil_to_array(image, channels: int, resolution: int) -> np.ndarray:
@@ -269,9 +271,9 @@ def _flat_values(values):
     return values
 
 
-def _array_rows(ds, column: str, start: int, resolution: int, channels: int) -> np.ndarray:
-    """Rows `start : start + CHUNK` of an `Array2D` / `Array3D` column as uint8 `(n, C, R, R)`, converted."""
-    rows = ds.with_format("arrow")[start : start + CHUNK][column].combine_chunks()
+def _array_rows(ds, column: str, start: int, stop: int, resolution: int, channels: int) -> np.ndarray:
+    """Rows `start:stop` of an `Array2D` / `Array3D` column as uint8 `(stop - start, C, R, R)`, converted."""
+    rows = ds.with_format("arrow")[start:stop][column].combine_chunks()
     values = _flat_values(rows).to_numpy(zero_copy_only=False).reshape(len(rows), *ds.features[column].shape)
     array = torch.from_numpy(values.copy())  # (n, H, W) or (n, H, W, c)
     array = array[:, None] if array.ndim == 3 else array.permute(0, 3, 1, 2)
