@@ -174,10 +174,12 @@ def decode_into(
             out[start:stop] = _decode_rows(start, stop, *task)
         return
     from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
+    from multiprocessing import get_all_start_methods, get_context
 
-    # spawn, not fork: the caller may hold CUDA or threads that a forked child must not inherit
-    context = get_context("spawn")
+    # fork where there is one, as torch's DataLoader does: a worker starts at once (spawn re-imports torch and
+    # datasets, ~20 s per worker on a busy machine) and shares this process's Arrow mapping; it runs PIL and numpy
+    # only, never torch or CUDA, so what it inherits of them is never used
+    context = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=task) as pool:
         futures = {pool.submit(_decode_in_worker, start, stop): (start, stop) for start, stop in parts}
         for future in tqdm(as_completed(futures), total=len(futures), desc="decoding images", leave=False):
@@ -195,7 +197,6 @@ _WORKER: tuple = ()  # (ds, column, resolution, channels) in a decoding worker
 
 def _start_worker(*task) -> None:
     global _WORKER
-    torch.set_num_threads(1)
     _WORKER = task
 
 

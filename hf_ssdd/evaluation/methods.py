@@ -104,7 +104,7 @@ def _distilled(source, distilled, seed):
 def _full(source, distilled, seed):
     from ..pretraining import TrainingSet
 
-    return TrainingSet(source.normalization.normalize(source.images), source.features(), source.normalization)
+    return TrainingSet(source.images, source.features(), source.normalization)  # uint8: normalised a batch at a time
 
 
 @dataclass(frozen=True)
