@@ -5,7 +5,8 @@ minutes of one core per process and 15.7 GB of memory per process (126 GB for 8 
 - Encoded images (PNG, JPEG: an `Image` column) are decoded once, by a pool of worker processes, into
   `<cache>/<key>.npy` `(N, C, R, R)` uint8, written under a temporary name and renamed into place. One process per
   node writes it (a file lock; the others wait on it), and a truncated file or one whose sidecar `<key>.json` names
-  other inputs is rebuilt. `<key>` hashes the dataset's fingerprint, its column, `N`, resolution and channels.
+  other inputs is rebuilt. `<key>` hashes the dataset's fingerprint (its files, split and rows), its split and
+  column, the shape `(N, C, R, R)` and Pillow's version.
 - Already-decoded arrays (`Array2D` / `Array3D`, one Arrow chunk, at their own resolution and channels) are viewed
   in Arrow's memory directly: nothing is written. Other arrays are converted into the same kind of file.
 Every process maps the file copy-on-write (nothing writes to it), so the pages live in the page cache, shared, and

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import datasets
 import numpy as np
@@ -57,7 +58,10 @@ def decodes(monkeypatch):
 
 @pytest.mark.parametrize("resolution, channels", [(None, None), (8, 1), (16, 3)])
 def test_the_store_holds_bitwise_what_pil_gives_one_image_at_a_time(png_source, tmp_path, resolution, channels):
-    got = load_images(SourceConfig(dataset=png_source, resolution=resolution, channels=channels), cache_dir=tmp_path)
+    source = SourceConfig(dataset=png_source, resolution=resolution, channels=channels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. torch's "The given NumPy array is not writable"
+        got = load_images(source, cache_dir=tmp_path)
     assert (got.resolution, got.channels) == (resolution or 12, channels or 3)
     assert torch.equal(got.images, pil_reference(png_source, got.resolution, got.channels))
     [path] = tmp_path.glob("*.npy")
@@ -118,7 +122,9 @@ def mapped_file(address: int) -> str:
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux's /proc")
 def test_arrays_in_their_own_format_are_viewed_in_arrow_memory(tiny_source, tmp_path):
-    got = load_images(SourceConfig(dataset=tiny_source), cache_dir=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. torch's "The given NumPy array is not writable"
+        got = load_images(SourceConfig(dataset=tiny_source), cache_dir=tmp_path)
     ds = load_source(tiny_source)
     assert mapped_file(got.images.data_ptr()) == ds.cache_files[0]["filename"]  # the saved .arrow file, not a copy
     assert torch.equal(got.images[:, 0], torch.from_numpy(np.stack(ds.with_format("numpy")["image"])))
