@@ -1,9 +1,9 @@
 """The data path: any `datasets` source -> one uint8 tensor `(N, C, H, W)` -> normalised, augmented batches.
 
-Images are decoded once. Augmentation (random crop, padded with black pixels as the authors pad or with the mean
-colour, and horizontal flip) runs on batched tensors, and its random draws are made for the *global* batch from a
-generator seeded by `(seed, step)`, so a batch and its views do not depend on how many processes share it, nor on
-whether a run was resumed.
+Images are decoded once, into a file every process maps (`image_store.load_images`). Augmentation (random crop,
+padded with black pixels as the authors pad or with the mean colour, and horizontal flip) runs on batched tensors,
+and its random draws are made for the *global* batch from a generator seeded by `(seed, step)`, so a batch and its
+views do not depend on how many processes share it, nor on whether a run was resumed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import ConfigError, SourceConfig
+from .config import ConfigError
 from .provenance import card_license, hub_card, local_license
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G and B in grey
@@ -162,96 +162,13 @@ def image_column(ds, name: str | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Decoding
+# Channels and resolution
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _pil_to_array(image, channels: int, resolution: int) -> np.ndarray:
-    from PIL import Image
-
-    image = image.convert("L" if channels == 1 else "RGB")
-    if image.size != (resolution, resolution):
-        image = image.resize((resolution, resolution), Image.BICUBIC)
-    array = np.asarray(image, dtype=np.uint8)
-    return array[None] if channels == 1 else array.transpose(2, 0, 1)
-
-
-def _native_format(first, resolution: int | None = None) -> tuple[int, int]:
-    """(resolution, channels) of one decoded example: a PIL image or an `(H, W)` / `(H, W, C)` array. A resolution
-    given wins: images of any shape (photographs of fine-grained targets) are resized to it."""
-    if hasattr(first, "size") and hasattr(first, "mode"):
-        (w, h), c = first.size, (1 if first.mode in ("L", "1", "I", "I;16", "F") else 3)
-    else:
-        shape = np.shape(first)
-        h, w, c = shape[0], shape[1], (shape[2] if len(shape) == 3 else 1)
-    if h != w and resolution is None:
-        raise ConfigError(f"images are {w}x{h}, not square; set --resolution to resize them to a square.")
-    return resolution or h, c
-
-
-def decode_images(ds, column: str, resolution: int | None = None, channels: int | None = None, batch_size=1000):
-    """Decode a whole image column once into a uint8 tensor `(N, C, R, R)`.
-
-    Returns `(images, resolution, channels)`, the latter two resolved from the first image when not given.
-    """
-    import datasets
-    from tqdm.auto import tqdm
-
-    if len(ds) == 0:
-        raise ConfigError("the dataset has no rows.")
-    native_r, native_c = _native_format(ds[0][column], resolution)
-    resolution, channels = resolution or native_r, channels or native_c
-    if isinstance(ds.features[column], (datasets.Array2D, datasets.Array3D)):
-        array = torch.from_numpy(_array_column(ds, column))
-        array = array[:, None] if array.ndim == 3 else array.permute(0, 3, 1, 2)
-        images = _convert(array, channels, resolution)
-    else:
-        images = torch.empty(len(ds), channels, resolution, resolution, dtype=torch.uint8)
-        rows = ds.select_columns([column])
-        for start in tqdm(range(0, len(ds), batch_size), desc="decoding images", leave=False):
-            batch = rows[start : start + batch_size][column]
-            images[start : start + len(batch)] = torch.from_numpy(
-                np.stack([_pil_to_array(im, channels, resolution) for im in batch])
-            )
-    return images.contiguous(), resolution, channels
-
-
-@dataclass
-class SourceImages:
-    """The images of a source, decoded once: `images` uint8 `(N, C, R, R)`, and where they came from."""
-
-    images: torch.Tensor
-    resolution: int
-    channels: int
-    column: str  # the image column read
-    num_rows: int  # rows of the split after `max_samples`: N, or more when only the first rows were decoded
-
-
-def load_images(source: SourceConfig, split: str | None = None, rows: int | None = None) -> SourceImages:
-    """The images of `source`'s split (or `split`), its first `max_samples`, at its `resolution` and `channels` (the
-    data's own where not given); `rows` decodes only the first rows (e.g. 1, to learn the format of a large source)."""
-    ds = load_source(source.dataset, source.dataset_config, split or source.split, source.dataset_revision)
-    num_rows = min(len(ds), source.max_samples or len(ds))
-    column = image_column(ds, source.image_column)
-    ds = ds.select(range(min(rows or num_rows, num_rows)))
-    images, resolution, channels = decode_images(ds, column, source.resolution, source.channels)
-    return SourceImages(images, resolution, channels, column, num_rows)
-
-
-def _array_column(ds, column: str) -> np.ndarray:
-    """An `Array2D` / `Array3D` column as one numpy array, straight from Arrow (row-wise decoding is ~1000x slower)."""
-    import pyarrow as pa
-
-    values = ds.with_format("arrow")[:][column].combine_chunks()
-    if isinstance(values, pa.ExtensionArray):
-        values = values.storage
-    while pa.types.is_list(values.type) or pa.types.is_fixed_size_list(values.type):
-        values = values.flatten()
-    return values.to_numpy(zero_copy_only=False).reshape(len(ds), *ds.features[column].shape).copy()
-
-
-def _convert(images: torch.Tensor, channels: int, resolution: int) -> torch.Tensor:
-    """uint8 `(N, c, h, w)` -> uint8 `(N, channels, resolution, resolution)` (grey <-> RGB, bilinear resize)."""
+def convert_images(images: torch.Tensor, channels: int, resolution: int) -> torch.Tensor:
+    """uint8 `(N, c, h, w)` -> uint8 `(N, channels, resolution, resolution)` (grey <-> RGB, bilinear resize): how
+    already-decoded arrays are converted (`image_store` decodes encoded images with PIL's bicubic resize instead)."""
     images = convert_channels(images, channels)
     if images.shape[-1] != resolution or images.shape[-2] != resolution:
         resized = F.interpolate(images.float(), size=(resolution, resolution), mode="bilinear", antialias=True)

@@ -29,9 +29,8 @@ from torch import nn
 
 from .checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, rotate_checkpoints, save_checkpoint
 from .config import ConfigError, DistillConfig, check_output_dir, fixed_on_resume, hyperparameters
-from .data import (
-    Augmentation, Normalization, Stream, batch_indices, describe_source, load_images, step_generator,
-)
+from .data import Augmentation, Normalization, Stream, batch_indices, describe_source, step_generator
+from .image_store import load_images
 from .krr import krr_loss, with_bias
 from .learners import ConvNet, learner_of
 from .memory import check_fits

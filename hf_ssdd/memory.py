@@ -182,7 +182,7 @@ def plan(cfg) -> MemoryPlan:
     from accelerate import PartialState
 
     from .config import ConfigError
-    from .data import load_images
+    from .image_store import load_images
     from .learners import learner_of
     from .teachers import Teacher
 

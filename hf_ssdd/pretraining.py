@@ -41,6 +41,9 @@ from .data import Augmentation, Normalization, Stream, batch_indices, step_gener
 class TrainingSet:
     """Images in the learner's normalised space `(m, C, H, W)` and what to learn from them.
 
+    `pixel_values` may also be uint8 pixels (a whole source, e.g. a mapped `image_store` file): each batch is then
+    normalised as it is read, so the set is never copied whole into float32 (4x its bytes).
+
     `targets` is either float `(m, d)` representations (MSE) or int64 `(m,)` class labels (cross-entropy).
     """
 
@@ -76,7 +79,8 @@ def fit_learner(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accele
 
     def step_loss(step: int) -> torch.Tensor:
         indices = batch_indices(m, batch_size, step, cfg.seed)[local]
-        x = data.pixel_values[indices].to(acc.device)  # (b, C, H, W)
+        x = data.pixel_values[indices]  # (b, C, H, W)
+        x = (data.normalization.normalize(x) if x.dtype == torch.uint8 else x).to(acc.device)
         if cfg.crop_padding or cfg.flip:
             generator = step_generator(cfg.seed, step, Stream.PRETRAIN_VIEWS)
             views = Augmentation.sample(batch_size, cfg.crop_padding, cfg.flip, generator)

@@ -20,6 +20,7 @@ import torch
 
 from . import data
 from .config import ConfigError
+from .image_store import decode_images
 
 logger = logging.getLogger(__name__)
 CARVED_TEST_FRACTION = 0.2  # of each class, held out as test where a target has no test split
@@ -79,7 +80,7 @@ def read_labels(ds, column: str) -> tuple[torch.Tensor, list[str]]:
 
 def _labelled(ds, image_column_name, label_column_name, resolution, channels) -> LabelledImages:
     labels, names = read_labels(ds, label_column(ds, label_column_name))
-    images, _, _ = data.decode_images(ds, data.image_column(ds, image_column_name), resolution, channels)
+    images, _, _ = decode_images(ds, data.image_column(ds, image_column_name), resolution, channels)
     return LabelledImages(images, labels, names)
 
 

@@ -47,6 +47,14 @@ def teacher_fingerprint(teacher) -> str:
     return digest.hexdigest()
 
 
+def images_digest(images: torch.Tensor, chunk: int = 4096) -> str:
+    """blake2b of uint8 `(N, C, H, W)`'s bytes, fed a chunk at a time: `images` may map a file larger than memory."""
+    digest = hashlib.blake2b(digest_size=16)
+    for start in range(0, len(images), chunk):
+        digest.update(images[start : start + chunk].contiguous().numpy())
+    return digest.hexdigest()
+
+
 def view_augmentations(num_images: int, num_views: int, padding: int, flip: bool, seed: int) -> Augmentation:
     """The fixed views: crop offsets `(V, N, 2)` and flips `(V, N)`; view `v` is drawn from `(seed, v)` alone."""
     views = [
@@ -99,7 +107,7 @@ class TeacherCache:
         views = view_augmentations(len(images), num_views, padding, flip, seed)
         key = {
             "teacher": teacher_fingerprint(teacher),
-            "images": hashlib.blake2b(images.contiguous().numpy().tobytes(), digest_size=16).hexdigest(),
+            "images": images_digest(images),
             "mean": list(normalization.mean), "std": list(normalization.std),
             "num_views": num_views, "padding": padding, "flip": flip, "seed": seed, "fill": fill,
         }

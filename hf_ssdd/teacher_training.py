@@ -156,7 +156,8 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     """Train a Barlow Twins teacher on `cfg`'s source images and save it to `cfg.output_dir`; returns that folder."""
     from accelerate.utils import set_seed
 
-    from .data import Normalization, load_images
+    from .data import Normalization
+    from .image_store import load_images
     from .tracking import finish_trackers, stage_accelerator, start_trackers
 
     check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)

@@ -6,6 +6,21 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def image_cache(tmp_path_factory):
+    """Decoded source images go to a temporary folder, not the user's cache (subprocesses inherit the variable)."""
+    import os
+
+    path = tmp_path_factory.mktemp("image_cache")
+    previous = os.environ.get("HF_SSDD_IMAGE_CACHE")
+    os.environ["HF_SSDD_IMAGE_CACHE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("HF_SSDD_IMAGE_CACHE")
+    else:
+        os.environ["HF_SSDD_IMAGE_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def tiny_source(tmp_path_factory):
     """48 grey 12x12 images with some structure (blobs at random places), saved with `save_to_disk`."""

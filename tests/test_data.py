@@ -15,12 +15,12 @@ from hf_ssdd.data import (
     Augmentation,
     Normalization,
     batch_indices,
-    decode_images,
     describe_source,
     image_column,
     load_source,
     step_generator,
 )
+from hf_ssdd.image_store import decode_images
 
 
 @pytest.fixture(scope="module")
@@ -32,36 +32,6 @@ def rgb_folder(tmp_path_factory):
         (root / f"class{i % 2}").mkdir(exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)).save(root / f"class{i % 2}" / f"{i}.png")
     return root
-
-
-def test_imagefolder_decodes_to_uint8_tensor(rgb_folder):
-    ds = load_source(str(rgb_folder))
-    column = image_column(ds)
-    images, resolution, channels = decode_images(ds, column)
-    assert (images.shape, images.dtype, resolution, channels) == ((12, 3, 10, 10), torch.uint8, 10, 3)
-    first = np.array(ds[0][column].convert("RGB")).transpose(2, 0, 1).copy()
-    assert torch.equal(images[0], torch.from_numpy(first))
-
-
-def test_resolution_and_channels_are_converted(rgb_folder):
-    ds = load_source(str(rgb_folder))
-    images, resolution, channels = decode_images(ds, "image", resolution=16, channels=1)
-    assert images.shape == (12, 1, 16, 16) and (resolution, channels) == (16, 1)
-
-
-def test_save_to_disk_and_parquet_folders_load(tmp_path):
-    import datasets
-
-    arrays = np.arange(4 * 6 * 6, dtype=np.uint8).reshape(4, 6, 6)
-    features = datasets.Features({"img": datasets.Image()})
-    ds = datasets.Dataset.from_dict({"img": [Image.fromarray(a) for a in arrays]}, features=features)
-    ds.save_to_disk(tmp_path / "disk")
-    (tmp_path / "parquet").mkdir()
-    ds.to_parquet(tmp_path / "parquet" / "train.parquet")
-    for path in (tmp_path / "disk", tmp_path / "parquet"):
-        loaded = load_source(str(path))
-        images, _, channels = decode_images(loaded, image_column(loaded))
-        assert channels == 1 and torch.equal(images[:, 0], torch.from_numpy(arrays))
 
 
 def test_unknown_dataset_and_missing_column_are_one_line_errors(rgb_folder):
@@ -146,19 +116,6 @@ def test_batches_walk_through_epoch_permutations():
     assert batch_indices(3, 8, 0, seed=0).shape == (8,)  # batch larger than the data
 
 
-def test_load_images_reads_a_source_config_its_split_its_first_rows(tiny_labelled):
-    from hf_ssdd.config import SourceConfig
-    from hf_ssdd.data import load_images
-
-    train = load_images(SourceConfig(dataset=tiny_labelled, max_samples=40))
-    assert train.images.shape == (40, 1, 12, 12) and train.images.dtype == torch.uint8
-    assert (train.resolution, train.channels, train.column, train.num_rows) == (12, 1, "image", 40)
-    test = load_images(SourceConfig(dataset=tiny_labelled, resolution=8, channels=3), split="test")
-    assert test.images.shape == (32, 3, 8, 8) and test.num_rows == 32
-    first = load_images(SourceConfig(dataset=tiny_labelled, max_samples=40), rows=1)
-    assert first.num_rows == 40 and torch.equal(first.images, train.images[:1])
-
-
 def test_a_hub_source_out_of_reach_keeps_the_given_revision_and_an_unknown_licence():
     offline = mock.Mock(side_effect=OSError("offline mode is enabled"))
     with mock.patch("huggingface_hub.hf_hub_download", offline):
@@ -196,14 +153,3 @@ def test_a_saved_dataset_dict_joins_splits_with_a_plus_as_load_dataset_does(tmp_
     assert load_source(str(tmp_path / "d"), split="train+val")["x"] == [1, 2, 3]
     with pytest.raises(ConfigError, match="split='valid' is not in"):
         load_source(str(tmp_path / "d"), split="train+valid")
-
-
-def test_photographs_of_any_shape_are_resized_to_a_given_resolution_and_refused_without_one():
-    from hf_ssdd.data import decode_images
-
-    photos = datasets.Dataset.from_dict({"image": [Image.new("RGB", (40, 30), (255, 0, 0))] * 2},
-                                        features=datasets.Features({"image": datasets.Image()}))
-    images, resolution, channels = decode_images(photos, "image", resolution=16)
-    assert images.shape == (2, 3, 16, 16) and (resolution, channels) == (16, 3) and images[:, 0].min() == 255
-    with pytest.raises(ConfigError, match="images are 40x30, not square; set --resolution"):
-        decode_images(photos, "image")

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from hf_ssdd.data import Normalization, decode_images, image_column, load_source
+from hf_ssdd.data import Normalization, image_column, load_source
+from hf_ssdd.image_store import decode_images
 from hf_ssdd.teacher_cache import TeacherCache, view_augmentations
 from hf_ssdd.teachers import Teacher
 

@@ -26,7 +26,7 @@ class Source:
     """The real images behind a distilled set, in its space, with teacher features computed once."""
 
     def __init__(self, distilled, teacher_name: str | None, device):
-        from ..data import load_images
+        from ..image_store import load_images
         from ..teachers import Teacher
 
         meta = distilled.metadata
@@ -104,7 +104,7 @@ def _distilled(source, distilled, seed):
 def _full(source, distilled, seed):
     from ..pretraining import TrainingSet
 
-    return TrainingSet(source.normalization.normalize(source.images), source.features(), source.normalization)
+    return TrainingSet(source.images, source.features(), source.normalization)  # uint8: normalised a batch at a time
 
 
 @dataclass(frozen=True)

@@ -172,17 +172,17 @@ class Benchmark:
 
         images, targets = self.held_out()
         model = AutoModelForImageClassification.from_pretrained(model_dir).to(self.acc.device).eval()
-        x = self.source.normalization.normalize(images)
+        normalize = self.source.normalization.normalize  # a chunk at a time: never the whole split in float32
         predicts_teacher = model.config.problem_type == "regression"  # trained on teacher targets
-        r2 = representation_r2(batched(lambda v: model(pixel_values=v).logits, x, self.acc.device), targets) \
-            if predicts_teacher else None
-        probe = ridge_r2(batched(lambda v: features(model, v), x, self.acc.device), targets)
+        r2 = representation_r2(batched(lambda v: model(pixel_values=normalize(v)).logits, images, self.acc.device),
+                               targets) if predicts_teacher else None
+        probe = ridge_r2(batched(lambda v: features(model, normalize(v)), images, self.acc.device), targets)
         return {"r2": r2, "probe_r2": probe}
 
     def held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Held-out source images `(n, C, R, R)` (no labels read) and their teacher representations `(n, d)`."""
         if "held_out" not in self._splits:
-            from ..data import load_images
+            from ..image_store import load_images
 
             source = source_config(self.distilled[0].metadata, self.cfg.label_free_split, self.cfg.label_free_images)
             images = load_images(source).images
