@@ -58,6 +58,21 @@ def test_reports_are_written(finished):
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_report_pairs_distilled_with_each_baseline_by_seed(finished):
+    """Two seeds: each paired row of results.md is the mean of the seeds' differences, with its interval."""
+    from hf_ssdd.evaluation.paired import comparisons
+
+    config, rows = finished
+    table = (config.parent / "bench" / "results.md").read_text()
+    assert "## Paired differences" in table
+    d = comparisons(rows)[("linear", "top-bottom-8")][(6, "convnet", "init")]
+    by_seed = {(r["method"], r["seed"]): r["accuracy"] for r in rows
+               if r["target"] == "top-bottom-8" and r["protocol"] == "linear"}
+    assert d.seeds == 2 and d.mean == pytest.approx(sum(by_seed[("distilled", s)] - by_seed[("init", s)]
+                                                        for s in (0, 1)) / 2)
+    assert f"| 6 | init | {d.mean * 100:+.2f} [{d.low * 100:+.2f}, {d.high * 100:+.2f}]" in table
+
+
 def test_an_interrupted_benchmark_resumes_without_redoing_finished_runs(finished, tiny_distilled, tiny_labelled,
                                                                          tmp_path):
     config, rows = finished

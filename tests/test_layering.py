@@ -15,8 +15,8 @@ LAYERS = [  # bottom first
     "parsing tracking data image_store image_processing barlow_twins model_folder",  # command lines, data, maths
     "learners modeling teachers teacher_cache pool checkpoint memory subsets targets training_loop",  # models, the loop
     "distill teacher_training teacher_import pretraining transfer distilled_set hub cards",  # stages, what they write
-    "evaluation evaluation.config evaluation.methods evaluation.results evaluation.resume evaluation.ridge_probe "
-    "evaluation.report evaluation.runner",  # reads every stage; no stage reads it
+    "evaluation evaluation.config evaluation.methods evaluation.results evaluation.paired evaluation.resume "
+    "evaluation.ridge_probe evaluation.report evaluation.runner",  # reads every stage; no stage reads it
     "cli __init__",
 ]
 LAYER = {name: level for level, names in enumerate(LAYERS) for name in names.split()}

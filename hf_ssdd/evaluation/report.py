@@ -1,4 +1,5 @@
-"""What a benchmark reports: `results.md` (mean ± std tables), `results.png` (bars), and a distilled set's card."""
+"""What a benchmark reports: `results.md` (mean ± std tables, and `distilled` against its baselines paired by seed
+with 95% intervals), `results.png` (bars with 95% intervals of the mean), and a distilled set's card."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from ..atomic import write_file
 from ..config import ConfigError
 from .config import BenchmarkConfig
 from .methods import METHODS
+from .paired import comparisons, half_width
 from .results import LABEL_FREE, LABEL_FREE_COLUMNS, read_results, summarise
 
 PROTOCOL_TITLES = {"linear": "Linear probe", "finetune": "Fine-tuning"}
@@ -43,12 +45,41 @@ def write_report(rows: list[dict], cfg: BenchmarkConfig, out: Path) -> None:
                 digits = 2 if scale == 100 else 3  # accuracy in %, R² as a fraction
                 cells.append("" if stat is None else f"{stat[0] * scale:.{digits}f} ± {stat[1] * scale:.{digits}f}")
             lines.append(f"| {_label(*method, archs)} | " + " | ".join(cells) + " |")
+    lines += paired_tables(rows, tables)
     (out / "results.md").write_text("\n".join(lines) + "\n")
     plot(summary, tables, cfg, archs, out / "results.png")
 
 
+def paired_tables(rows: list[dict], tables: list) -> list[str]:
+    """Markdown lines: per table, `distilled - baseline` for each m and baseline, mean [95% interval] per column."""
+    compared = comparisons(rows)
+    lines = []
+    for protocol, title, columns, scale in tables:
+        keys = sorted({k for c in columns for k in compared.get((protocol, c), {})}, key=lambda k: (k[0], k[1], k[2]))
+        if not keys:
+            continue
+        unit = "points" if scale == 100 else "R²"
+        lines += [f"\n### {title.split(':')[0]}: distilled − baseline, {unit}, mean [95% interval], paired by seed\n",
+                  "| m | baseline | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
+        for m, arch, baseline in keys:
+            cells = []
+            for column in columns:
+                d = compared.get((protocol, column), {}).get((m, arch, baseline))
+                digits = 2 if scale == 100 else 3
+                cells.append("" if d is None else f"{d.mean * scale:+.{digits}f} [{d.low * scale:+.{digits}f}, "
+                             f"{d.high * scale:+.{digits}f}]{' ▲' if d.above_zero else ''}")
+            lines.append(f"| {m} | {baseline} | " + " | ".join(cells) + " |")
+    if lines:
+        lines.insert(0, "\n## Paired differences\n\nWithin a seed every method shares the labelled sample, the "
+                        "probe's and fine-tuning's randomness and the learner's initialisation, so `distilled − "
+                        "baseline` is compared seed by seed: mean and Student-t 95% interval over the seeds' "
+                        "differences. ▲: the whole interval is above zero.")
+    return lines
+
+
 def plot(summary: dict, tables: list, cfg: BenchmarkConfig, archs: list[str], path: Path) -> None:
-    """One panel per table: a group of bars per target, one bar per method, error bars of one std."""
+    """One panel per table: a group of bars per target, one bar per method, error bars the 95% interval of the mean
+    (Student t over seeds; none with one seed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,11 +92,12 @@ def plot(summary: dict, tables: list, cfg: BenchmarkConfig, archs: list[str], pa
         for i, method in enumerate(methods):
             stats = [summary.get((protocol, t), {}).get(method, (math.nan, 0, 0)) for t in targets]
             xs = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(targets))]
-            ax.bar(xs, [s[0] * scale for s in stats], width, yerr=[s[1] * scale for s in stats], capsize=2,
-                   label=_label(*method, archs))
+            errors = [0.0 if s[2] < 2 else half_width(s[1], s[2]) * scale for s in stats]
+            ax.bar(xs, [s[0] * scale for s in stats], width, yerr=errors, capsize=2, label=_label(*method, archs))
         ax.set_xticks(range(len(targets)), targets, rotation=15)
         ax.set_title(title if len(title) < 40 else "Label-free R² (held-out source images)", fontsize=10)
-        low = min((s[0] - s[1]) * scale for t in targets for s in summary.get((protocol, t), {}).values())
+        low = min((s[0] - (half_width(s[1], s[2]) if s[2] > 1 else 0)) * scale
+                  for t in targets for s in summary.get((protocol, t), {}).values())
         ax.set_ylim(bottom=max(0.0, low - 0.1 * abs(low)) if low > 0 else low * 1.1)
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()

@@ -39,17 +39,22 @@ def _values(row: dict):
             yield (LABEL_FREE, column), row[key]
 
 
-def summarise(rows: list[dict]) -> dict:
-    """`{(table, column): {(method, m, arch): (mean, std, n)}}` over seeds (std with n - 1; 0 for one seed)."""
+def values_by_seed(rows: list[dict]) -> dict:
+    """`{(table, column): {(method, m, arch): {seed: value}}}`: what paired comparisons read."""
     groups: dict = {}
     for row in rows:
         for key, value in _values(row):
-            groups.setdefault(key, {}).setdefault((row["method"], row["m"], row["arch"]), []).append(value)
+            groups.setdefault(key, {}).setdefault((row["method"], row["m"], row["arch"]), {})[row["seed"]] = value
+    return groups
+
+
+def summarise(rows: list[dict]) -> dict:
+    """`{(table, column): {(method, m, arch): (mean, std, n)}}` over seeds (std with n - 1; 0 for one seed)."""
     summary = {}
-    for key, methods in groups.items():
+    for key, methods in values_by_seed(rows).items():
         summary[key] = {}
-        for method, values in methods.items():
-            values = torch.tensor(values, dtype=torch.float64)
+        for method, by_seed in methods.items():
+            values = torch.tensor([by_seed[seed] for seed in sorted(by_seed)], dtype=torch.float64)
             std = float(values.std()) if len(values) > 1 else 0.0
             summary[key][method] = (float(values.mean()), std, len(values))
     return summary

@@ -1,0 +1,81 @@
+"""Paired comparisons over seeds: is `distilled` ahead of a baseline, and by how much, with a 95% interval?
+
+Within a seed every method shares the target's labelled sample, the probe's and the fine-tuning's random draws and
+the learner's initialisation, so the seed-to-seed noise they share cancels in `distilled - baseline`: the interval
+of the paired difference (Student t over the seeds' differences, `n - 1` degrees of freedom) is the one to read,
+not the overlap of two mean ± std.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .results import values_by_seed
+
+SUBJECT = "distilled"
+REAL_SUBSETS = ("random", "kmeans")  # the paper's baselines (real images with labels): the best one is compared
+ALSO_COMPARED = ("init", "random_mse", "scratch")  # the open question (same images / teacher targets), and no set
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of `a - b` over the seeds both have, and its 95% interval (NaN with one seed)."""
+
+    mean: float
+    low: float
+    high: float
+    seeds: int
+
+    @property
+    def above_zero(self) -> bool:
+        return self.low > 0
+
+
+def t_quantile(degrees: int, level: float = 0.95) -> float:
+    """The two-sided `level` quantile of Student's t with `degrees` degrees of freedom."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + level / 2, degrees))
+
+
+def half_width(std: float, n: int, level: float = 0.95) -> float:
+    """Half the `level` interval of a mean of `n` values of sample std `std` (NaN for one value)."""
+    return t_quantile(n - 1, level) * std / math.sqrt(n) if n > 1 else math.nan
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> PairedDifference | None:
+    """`a` and `b` map seeds to scores; None when they share no seed."""
+    seeds = sorted(a.keys() & b.keys())
+    if not seeds:
+        return None
+    diffs = [a[s] - b[s] for s in seeds]
+    mean = sum(diffs) / len(diffs)
+    std = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) if len(diffs) > 1 else math.nan
+    half = half_width(std, len(diffs))
+    return PairedDifference(mean, mean - half, mean + half, len(diffs))
+
+
+def comparisons(rows: list[dict]) -> dict:
+    """`{(table, column): {(m, arch, baseline): PairedDifference}}` of `distilled` against `init`, `random_mse`,
+    `scratch` and the better (by mean) of `random` and `kmeans`, where the rows hold them. `scratch` has no m: every
+    size is compared with it."""
+    out = {}
+    for key, methods in values_by_seed(rows).items():
+        for (method, m, arch), scores in methods.items():
+            if method != SUBJECT:
+                continue
+            pairs = {}
+            for other in ALSO_COMPARED:
+                baseline = methods.get((other, None if other == "scratch" else m, arch))
+                if baseline is not None:
+                    pairs[other] = baseline
+            subsets = [(name, methods[(name, m, arch)]) for name in REAL_SUBSETS if (name, m, arch) in methods]
+            if subsets:
+                name, best = max(subsets, key=lambda item: sum(item[1].values()) / len(item[1]))
+                pairs[f"best of random, kmeans ({name})"] = best
+            for other, baseline in pairs.items():
+                difference = paired_difference(scores, baseline)
+                if difference is not None:
+                    out.setdefault(key, {})[(m, arch, other)] = difference
+    return out
