@@ -16,16 +16,19 @@ from .results import values_by_seed
 SUBJECT = "distilled"
 REAL_SUBSETS = ("random", "kmeans")  # the paper's baselines (real images with labels): the best one is compared
 ALSO_COMPARED = ("init", "random_mse", "scratch")  # the open question (same images / teacher targets), and no set
+BEST_SUBSET = "best of random, kmeans"
 
 
 @dataclass(frozen=True)
 class PairedDifference:
-    """Mean of `a - b` over the seeds both have, and its 95% interval (NaN with one seed)."""
+    """Mean of `a - b` over the seeds both have, and its 95% interval (NaN with one seed); `against` names `b`
+    where a row stands for several baselines (the better real subset)."""
 
     mean: float
     low: float
     high: float
     seeds: int
+    against: str | None = None
 
     @property
     def above_zero(self) -> bool:
@@ -44,7 +47,7 @@ def half_width(std: float, n: int, level: float = 0.95) -> float:
     return t_quantile(n - 1, level) * std / math.sqrt(n) if n > 1 else math.nan
 
 
-def paired_difference(a: dict[int, float], b: dict[int, float]) -> PairedDifference | None:
+def paired_difference(a: dict[int, float], b: dict[int, float], against: str | None = None) -> PairedDifference | None:
     """`a` and `b` map seeds to scores; None when they share no seed."""
     seeds = sorted(a.keys() & b.keys())
     if not seeds:
@@ -53,29 +56,30 @@ def paired_difference(a: dict[int, float], b: dict[int, float]) -> PairedDiffere
     mean = sum(diffs) / len(diffs)
     std = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) if len(diffs) > 1 else math.nan
     half = half_width(std, len(diffs))
-    return PairedDifference(mean, mean - half, mean + half, len(diffs))
+    return PairedDifference(mean, mean - half, mean + half, len(diffs), against)
 
 
 def comparisons(rows: list[dict]) -> dict:
     """`{(table, column): {(m, arch, baseline): PairedDifference}}` of `distilled` against `init`, `random_mse`,
-    `scratch` and the better (by mean) of `random` and `kmeans`, where the rows hold them. `scratch` has no m: every
+    `scratch` and the better (by mean, per column: `against` names it) of `random` and `kmeans`, where the rows hold
+    them. `scratch` has no m: every
     size is compared with it."""
     out = {}
     for key, methods in values_by_seed(rows).items():
         for (method, m, arch), scores in methods.items():
             if method != SUBJECT:
                 continue
-            pairs = {}
+            pairs = {}  # row name -> (baseline's scores, its name where the row stands for several)
             for other in ALSO_COMPARED:
                 baseline = methods.get((other, None if other == "scratch" else m, arch))
                 if baseline is not None:
-                    pairs[other] = baseline
+                    pairs[other] = (baseline, None)
             subsets = [(name, methods[(name, m, arch)]) for name in REAL_SUBSETS if (name, m, arch) in methods]
             if subsets:
                 name, best = max(subsets, key=lambda item: sum(item[1].values()) / len(item[1]))
-                pairs[f"best of random, kmeans ({name})"] = best
-            for other, baseline in pairs.items():
-                difference = paired_difference(scores, baseline)
+                pairs[BEST_SUBSET] = (best, name)
+            for row, (baseline, against) in pairs.items():
+                difference = paired_difference(scores, baseline, against)
                 if difference is not None:
-                    out.setdefault(key, {})[(m, arch, other)] = difference
+                    out.setdefault(key, {})[(m, arch, row)] = difference
     return out

@@ -30,7 +30,7 @@ def write_report(rows: list[dict], cfg: BenchmarkConfig, out: Path) -> None:
     summary = summarise(rows)
     archs = sorted({r["arch"] for r in rows})
     lines = [f"# Benchmark: {', '.join(cfg.distilled)}\n", "Mean ± std over seeds "
-             f"{', '.join(map(str, cfg.seeds))}. Methods:\n"]
+             f"{', '.join(map(str, cfg.seeds))} (the chart's error bars: 95% intervals of the mean). Methods:\n"]
     lines += [f"- `{name}`: {METHODS[name].help}" for name in cfg.methods]
     tables = [(p, f"{PROTOCOL_TITLES[p]} accuracy (%)", [t.name for t in cfg.targets], 100) for p in cfg.protocols]
     tables.append((LABEL_FREE, "Label-free: R² of the teacher's representations of held-out source images",
@@ -67,7 +67,8 @@ def paired_tables(rows: list[dict], tables: list) -> list[str]:
                 d = compared.get((protocol, column), {}).get((m, arch, baseline))
                 digits = 2 if scale == 100 else 3
                 cells.append("" if d is None else f"{d.mean * scale:+.{digits}f} [{d.low * scale:+.{digits}f}, "
-                             f"{d.high * scale:+.{digits}f}]{' ▲' if d.above_zero else ''}")
+                             f"{d.high * scale:+.{digits}f}]{' ▲' if d.above_zero else ''}"
+                             f"{f' ({d.against})' if d.against else ''}")
             lines.append(f"| {m} | {baseline} | " + " | ".join(cells) + " |")
     if lines:
         lines.insert(0, "\n## Paired differences\n\nWithin a seed every method shares the labelled sample, the "
