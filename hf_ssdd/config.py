@@ -285,19 +285,25 @@ def save_config(cfg, path: str | Path) -> None:
 
 
 @dataclass
-class ModelOutputConfig:
-    """The options of a stage that writes a model folder: where, whether over an older one, its trackers, its Hub
-    repo. Its subclasses set their own default `output_dir`."""
+class ModelFolderConfig:
+    """The options of a stage that writes a model folder: where, whether over an older one, its Hub repo. Its
+    subclasses set their own default `output_dir`."""
 
     output_dir: str = field(default="model", metadata={"role": "output", "help": "Folder of the saved model."})
     overwrite_output_dir: bool = field(
         default=False, metadata={"role": "output", "help": "Allow replacing a non-empty output_dir."}
     )
-    report_to: str = report_to_field()
     push_to_hub: str | None = field(
         default=None, metadata={"role": "output", "help": "Hub model repo id to upload the model to."}
     )
     private: bool = field(default=False, metadata={"role": "output", "help": "Create the Hub repo as private."})
+
+
+@dataclass
+class ModelOutputConfig(ModelFolderConfig):
+    """A stage that trains the model it writes: a model folder's options, and its trackers."""
+
+    report_to: str = report_to_field()
 
 
 SMALL_ENCODER = {"hidden_sizes": [32, 64, 128], "depths": [1, 1, 1]}  # resnet and convnext when not given
@@ -417,7 +423,7 @@ class TeacherTrainConfig(SourceConfig, ModelOutputConfig, EncoderConfig):
 
 
 @dataclass
-class TeacherImportConfig(EncoderConfig):
+class TeacherImportConfig(EncoderConfig, ModelFolderConfig):
     """A ResNet trained elsewhere (Barlow Twins, SimCLR, BYOL, ...: solo-learn, lightly, torchvision layouts) made into
     a teacher folder that `distill --teacher` reads. Defaults: the paper's teacher, ResNet-18 with a CIFAR stem."""
 
@@ -452,13 +458,6 @@ class TeacherImportConfig(EncoderConfig):
     output_dir: str = field(
         default="teacher", metadata={"role": "output", "help": "Folder of the teacher (Hub model format)."}
     )
-    overwrite_output_dir: bool = field(
-        default=False, metadata={"role": "output", "help": "Allow replacing a non-empty output_dir."}
-    )
-    push_to_hub: str | None = field(
-        default=None, metadata={"role": "output", "help": "Hub model repo id to upload the teacher to."}
-    )
-    private: bool = field(default=False, metadata={"role": "output", "help": "Create the Hub repo as private."})
 
     def __post_init__(self):
         _check_choices(self)
