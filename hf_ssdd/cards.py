@@ -260,6 +260,30 @@ def _remote_code(encoder) -> str:
     return ", trust_remote_code=True" if encoder.config.model_type == RESNET_TYPE else ""
 
 
+def _teacher_use(name: str, encoder, mean: list, std: list, channels: int, side: int, dataset: str) -> str:
+    """The "Use" section of a teacher's card: load it, feed it normalised pixels, distil with it."""
+    dim = encoder.config.hidden_sizes[-1]
+    return f"""## Use
+
+```python
+import torch
+from transformers import AutoModel
+
+model = AutoModel.from_pretrained("{name}"{_remote_code(encoder)}).eval()
+mean = torch.tensor({mean}).view(1, -1, 1, 1)
+std = torch.tensor({std}).view(1, -1, 1, 1)
+# x: (n, {channels}, {side}, {side}) pixels in [0, 1]
+features = model(pixel_values=(x - mean) / std).pooler_output.flatten(1)  # (n, {dim})
+```
+
+`preprocessor_config.json` holds the same size and normalisation. As the teacher of a distillation:
+
+```bash
+hf-ssdd distill --teacher {name} --dataset {dataset} --output_dir distilled
+```
+"""
+
+
 def teacher_card(cfg, normalization, stats: dict, encoder) -> str:
     """README.md of a teacher written by `train-teacher` (`cfg` its TeacherTrainConfig): Hub metadata, then how it was
     trained and how to load and use it. A built-in source is named by its Hub copy where it has one."""
@@ -315,25 +339,7 @@ of KRR-ST dataset distillation.
 
 The same run: `hf-ssdd train-teacher --config teacher_config.yaml`.
 
-## Use
-
-```python
-import torch
-from transformers import AutoModel
-
-model = AutoModel.from_pretrained("{name}"{_remote_code(encoder)}).eval()
-mean = torch.tensor({mean}).view(1, -1, 1, 1)
-std = torch.tensor({std}).view(1, -1, 1, 1)
-# x: (n, {s["channels"]}, {side}, {side}) pixels in [0, 1]
-features = model(pixel_values=(x - mean) / std).pooler_output.flatten(1)  # (n, {cfg.hidden_sizes[-1]})
-```
-
-`preprocessor_config.json` holds the same size and normalisation. As the teacher of a distillation:
-
-```bash
-hf-ssdd distill --teacher {name} --dataset {values["dataset"]} --output_dir distilled
-```
-"""
+{_teacher_use(name, encoder, mean, std, s["channels"], side, values["dataset"])}"""
 
 
 def imported_teacher_card(cfg, encoder, normalization, checkpoint: str, sha256: str) -> str:
@@ -363,25 +369,7 @@ KRR-ST dataset distillation.
   pixel units), as given to `import-teacher`: the normalisation the checkpoint was trained with.
 - The same conversion: `hf-ssdd import-teacher {checkpoint} --config import_teacher_config.yaml`.
 
-## Use
-
-```python
-import torch
-from transformers import AutoModel
-
-model = AutoModel.from_pretrained("{name}"{_remote_code(encoder)}).eval()
-mean = torch.tensor({mean}).view(1, -1, 1, 1)
-std = torch.tensor({std}).view(1, -1, 1, 1)
-# x: (n, {cfg.num_channels}, {side}, {side}) pixels in [0, 1]
-features = model(pixel_values=(x - mean) / std).pooler_output  # (n, {dim})
-```
-
-`preprocessor_config.json` holds the same size and normalisation. As the teacher of a distillation:
-
-```bash
-hf-ssdd distill --teacher {name} --dataset <source dataset> --output_dir distilled
-```
-"""
+{_teacher_use(name, encoder, mean, std, cfg.num_channels, side, "<source dataset>")}"""
 
 
 # ---------------------------------------------------------------------------------------------------------------------
