@@ -76,6 +76,7 @@ def fit_learner(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accele
     if teacher is not None:
         teacher.eval()
     local = process_slice(batch_size, acc)
+    fill = data.normalization.crop_fill(cfg.crop_fill)  # (C,) colour of the crops' padding
 
     def step_loss(step: int) -> torch.Tensor:
         indices = batch_indices(m, batch_size, step, cfg.seed)[local]
@@ -84,7 +85,7 @@ def fit_learner(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accele
         if cfg.crop_padding or cfg.flip:
             generator = step_generator(cfg.seed, step, Stream.PRETRAIN_VIEWS)
             views = Augmentation.sample(batch_size, cfg.crop_padding, cfg.flip, generator)
-            x = views[local].apply(x, data.normalization.crop_fill(cfg.crop_fill))
+            x = views[local].apply(x, fill)
         outputs = model(pixel_values=x).logits
         if teacher is not None:
             y = teacher.on_normalized(x, data.normalization)
