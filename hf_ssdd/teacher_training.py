@@ -112,9 +112,10 @@ def warmup_cosine(max_steps: int, warmup_steps: int):
 
 
 def fit_barlow_twins(
-    encoder: nn.Module, images: torch.Tensor, normalization, cfg: TeacherTrainConfig, accelerator
+    encoder: nn.Module, images: torch.Tensor, normalization, cfg: TeacherTrainConfig, accelerator, on_step=None
 ) -> list[dict]:
     """Train `encoder` in place with Barlow Twins on uint8 `images (N, C, R, R)`; returns the logged history.
+    `on_step(n)` runs after the `n`-th update (`training_loop.run_steps`).
 
     Each entry is `{"step", "loss", "learning_rate"}`, the loss averaged over the steps since the previous entry
     and over processes.
@@ -147,7 +148,7 @@ def fit_barlow_twins(
         return barlow_twins_loss(z1, z2, cfg.lambda_offdiag)
 
     history = run_steps(step_loss, optimizer, acc, cfg.max_steps, logging_steps=cfg.logging_steps,
-                        name="Barlow Twins", scheduler=scheduler, desc="train-teacher", leave=True)
+                        name="Barlow Twins", scheduler=scheduler, desc="train-teacher", leave=True, on_step=on_step)
     encoder.eval()
     return history
 

@@ -56,13 +56,15 @@ def process_slice(batch_size: int, accelerator) -> torch.Tensor:
 
 
 def run_steps(step_loss: Callable[[int], torch.Tensor], optimizer, accelerator, max_steps: int, *, logging_steps: int,
-          name: str, scheduler=None, desc: str | None = None, leave: bool = False) -> list[dict]:
+          name: str, scheduler=None, desc: str | None = None, leave: bool = False,
+          on_step: Callable[[int], None] | None = None) -> list[dict]:
     """Run `max_steps` steps of `optimizer` (and `scheduler`) on the losses `step_loss(step)`; return the history.
 
     Every `logging_steps` steps and at the last one, the mean loss over those steps and over processes is appended
     to the history as `{"step", "loss", "learning_rate"}` and logged to the trackers as `loss`, `lr` and
     `step_time_s`. A loss that is not finite stops the run with a `FloatingPointError` naming the stage (`name`).
-    `optimizer` comes from `accelerator.prepare`.
+    `optimizer` comes from `accelerator.prepare`. `on_step(n)`, if given, runs after the `n`-th step's update (a
+    benchmark snapshots the model there).
     """
     from tqdm.auto import tqdm
 
@@ -88,5 +90,7 @@ def run_steps(step_loss: Callable[[int], torch.Tensor], optimizer, accelerator, 
             acc.log({"loss": mean_loss, "lr": lr, "step_time_s": step_time}, step=step + 1)
             bar.set_postfix(loss=f"{mean_loss:.4g}", lr=f"{lr:.2e}")
             window = []
+        if on_step is not None:
+            on_step(step + 1)
     bar.close()
     return history

@@ -112,22 +112,30 @@ def linear_probe(model, train: LabelledImages, test: LabelledImages, normalizati
     model.eval()
     embed = lambda x: features(model, normalization.normalize(x))  # noqa: E731
     train_features, test_features = batched(embed, train.images, device), batched(embed, test.images, device)
+    predictions = logistic_regression(train_features, train.labels, test_features, train.num_classes,
+                                      max_steps=cfg.max_steps, weight_decay=cfg.weight_decay, seed=cfg.seed)
+    return shipped_accuracy(predictions, test.labels)
+
+
+def logistic_regression(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
+                        num_classes: int, *, max_steps: int, weight_decay: float, seed: int) -> torch.Tensor:
+    """Predicted classes `(n_test,)` of a logistic regression fitted by L-BFGS on `train_features (n, p)`, both sets
+    standardised with the training features' mean and std; `weight_decay` is the L2 penalty on the weights."""
     mean, std = train_features.mean(0), train_features.std(0).clamp_min(1e-6)
     train_features, test_features = (train_features - mean) / std, (test_features - mean) / std
-    torch.manual_seed(cfg.seed)
-    head = nn.Linear(train_features.shape[1], train.num_classes)
-    optimizer = torch.optim.LBFGS(head.parameters(), lr=1, max_iter=cfg.max_steps, line_search_fn="strong_wolfe")
+    torch.manual_seed(seed)
+    head = nn.Linear(train_features.shape[1], num_classes)
+    optimizer = torch.optim.LBFGS(head.parameters(), lr=1, max_iter=max_steps, line_search_fn="strong_wolfe")
 
     def closure():
         optimizer.zero_grad()
-        loss = F.cross_entropy(head(train_features), train.labels) + cfg.weight_decay * head.weight.pow(2).sum() / 2
+        loss = F.cross_entropy(head(train_features), train_labels) + weight_decay * head.weight.pow(2).sum() / 2
         loss.backward()
         return loss
 
     optimizer.step(closure)
     with torch.no_grad():
-        predictions = head(test_features).argmax(1)
-    return shipped_accuracy(predictions, test.labels)
+        return head(test_features).argmax(1)
 
 
 def input_normalization(cfg: TransferConfig, pretrained: Normalization | None, train: LabelledImages) -> Normalization:
@@ -139,11 +147,13 @@ def input_normalization(cfg: TransferConfig, pretrained: Normalization | None, t
     return Normalization.measure(train.images)
 
 
-def run_transfer(cfg: TransferConfig, accelerator, splits=None) -> dict:
+def run_transfer(cfg: TransferConfig, accelerator, splits=None, before_probe=None) -> dict:
     """Transfer as `cfg` says and return the result (what `results.json` holds); writes nothing but the logs of
     `accelerator`'s trackers, started once the model and the target are loaded.
 
     `splits` (train, test) skips loading the target, for callers that transfer many models to one target.
+    `before_probe(model)` runs on the network, on its device, just before a linear probe freezes it (the benchmark
+    re-estimates its BatchNorm statistics there).
     """
     from accelerate.utils import set_seed
 
@@ -169,6 +179,8 @@ def run_transfer(cfg: TransferConfig, accelerator, splits=None) -> dict:
     model.to(accelerator.device)
     start_trackers(accelerator, cfg, "transfer")
     if cfg.protocol == "linear":
+        if before_probe is not None:
+            before_probe(model)
         score = linear_probe(model, train, test, normalization, cfg, accelerator.device)
     else:
         finetune(model, train, normalization, cfg, accelerator)

@@ -73,7 +73,8 @@ def test_overrides_win_over_the_file(tmp_path, write_benchmark_config):
 def test_a_benchmark_saved_before_the_transfer_settings_grew_resumes_under_the_pinned_fashion_mnist_config(tmp_path):
     """`benchmark_config.yaml` is compared key by key on resume. A folder saved before `crop_fill`,
     `target_normalization` and `finetune_steps` existed ran with mean padding and the source's statistics, which
-    benchmarks/fashion_mnist.yaml pins: it resumes; under the new defaults it refuses instead of mixing the two."""
+    benchmarks/fashion_mnist.yaml pins, and without re-estimating BatchNorm statistics before its probes: with that
+    pinned too, it resumes; under the new defaults it refuses instead of mixing the two."""
     target = {"config": None, "train_split": "train", "test_split": "test", "image_column": None, "label_column": None}
     saved = {  # dataclasses.asdict of benchmarks/fashion_mnist.yaml as the former hf_ssdd.benchmark parsed it
         "distilled": ["outputs/fashion-mnist-krr-st-m10", "outputs/fashion-mnist-krr-st-m100"],
@@ -89,8 +90,10 @@ def test_a_benchmark_saved_before_the_transfer_settings_grew_resumes_under_the_p
         "full_epochs": 4, "label_free_split": "test", "label_free_images": 2000, "rerun_changed_sets": False,
     }
     (tmp_path / CONFIG_FILE).write_text(yaml.safe_dump(saved))
-    cfg = BenchmarkConfig.from_yaml(FASHION_MNIST)
+    cfg = BenchmarkConfig.from_yaml(FASHION_MNIST, {"recalibrate_batch_norm": False})
     check_resumable(cfg, tmp_path, {}, {})
+    with pytest.raises(ConfigError, match="recalibrate_batch_norm changed"):
+        check_resumable(dataclasses.replace(cfg, recalibrate_batch_norm=True), tmp_path, {}, {})
     with pytest.raises(ConfigError, match="finetune, linear changed"):
         check_resumable(dataclasses.replace(cfg, finetune={**cfg.finetune, "target_normalization": "own"},
                                             linear={"max_steps": 500}), tmp_path, {}, {})

@@ -169,3 +169,32 @@ def test_each_target_is_finetuned_for_its_own_steps_and_probed_as_linear_says(ti
     steps = {(r["target"], r["protocol"]): r["max_steps"] for r in rows if r["protocol"] != "label-free"}
     assert steps == {("short", "finetune"): 2, ("default", "finetune"): 3,  # finetune.max_steps of the config
                      ("short", "linear"): 20, ("default", "linear"): 20}
+
+
+def test_every_probe_reads_batch_norm_statistics_re_estimated_on_the_held_out_images(tiny_distilled, tiny_labelled,
+                                                                                     tmp_path, write_benchmark_config):
+    """With `recalibrate_batch_norm` (the default) the linear and ridge probes see each network with its BatchNorm
+    statistics re-estimated on the label-free images; the head R² and the saved models are those of pre-training."""
+    import torch
+    from transformers import AutoModelForImageClassification
+
+    from hf_ssdd.batch_norm import batch_norm_layers
+
+    rows = {}
+    for recalibrate in (True, False):
+        config = write_benchmark_config(tmp_path / f"{recalibrate}.yaml", tiny_distilled, tiny_labelled,
+                                        methods=["scratch", "init"], seeds=[0], protocols=["linear"],
+                                        output_dir=str(tmp_path / f"bench-{recalibrate}"),
+                                        recalibrate_batch_norm=recalibrate)
+        bench = Benchmark(BenchmarkConfig.from_yaml(config))
+        rows[recalibrate] = {(r["method"], r["target"]): r for r in bench.run()}
+        models = {p.name: p for p in (tmp_path / f"bench-{recalibrate}" / "models").iterdir()}
+    saved = AutoModelForImageClassification.from_pretrained(models["scratch-convnet-seed0"])
+    assert all(torch.equal(layer.running_mean, torch.zeros_like(layer.running_mean))
+               for layer in batch_norm_layers(saved)), "the saved scratch model keeps its initial statistics"
+    on, off = rows[True], rows[False]
+    assert on[("init", "label-free")]["r2"] == off[("init", "label-free")]["r2"]
+    assert on[("scratch", "label-free")]["probe_r2"] != off[("scratch", "label-free")]["probe_r2"]
+    assert any(on[key]["accuracy"] != off[key]["accuracy"] for key in on if key[1] != "label-free")
+    with pytest.raises(ConfigError, match="recalibrate_batch_norm changed"):
+        Benchmark(BenchmarkConfig.from_yaml(config, {"recalibrate_batch_norm": True}))

@@ -68,6 +68,8 @@ class BenchmarkConfig:
     full_epochs: int = 1  # epochs of the `full` method over the whole source
     label_free_split: str = "test"  # held-out source split of the label-free score
     label_free_images: int = 2000
+    # re-estimate every network's BatchNorm statistics on the label-free images before any probe (see batch_norm.py)
+    recalibrate_batch_norm: bool = True
     rerun_changed_sets: bool = False  # a set distilled anew: redo the runs that read it, keep the others
 
     def __post_init__(self):

@@ -22,12 +22,14 @@ from .methods import METHODS
 from .results import read_results
 
 CONFIG_FILE = "benchmark_config.yaml"
-SETTINGS = ("teacher", "pretrain", "finetune", "linear", "full_epochs", "label_free_split", "label_free_images")
+SETTINGS = ("teacher", "pretrain", "finetune", "linear", "full_epochs", "label_free_split", "label_free_images",
+            "recalibrate_batch_norm")
 READ_BY_ONE_METHOD = {"full_epochs": "full"}  # a setting only that method reads: a change matters once it has run
 # Transfer settings added since benchmarks were first saved, with the value those older benchmarks ran with: a saved
 # file without the key holds it, so a config that pins that value resumes them. New files hold every key resolved.
 SAVED_BEFORE_THE_KEY = {"finetune": {"crop_fill": "mean", "target_normalization": "source"},
                         "linear": {"target_normalization": "source"}}
+TOP_LEVEL_SAVED_BEFORE = {"recalibrate_batch_norm": False}  # the same, for top-level settings
 
 
 def settings(cfg: BenchmarkConfig) -> dict:
@@ -44,7 +46,7 @@ def _as_saved_before(saved: dict) -> dict:
     """A saved config with the settings its version did not write filled in with the values it ran with."""
     filled = {protocol: {**keys, **saved.get(protocol, {})} for protocol, keys in SAVED_BEFORE_THE_KEY.items()}
     targets = [dataclasses.asdict(TargetSpec(**t)) for t in saved.get("targets", [])]  # new fields: their defaults
-    return {**saved, **filled, "targets": targets}
+    return {**TOP_LEVEL_SAVED_BEFORE, **saved, **filled, "targets": targets}
 
 
 def fingerprints(distilled) -> dict[str, str]:

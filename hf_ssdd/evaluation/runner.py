@@ -159,11 +159,20 @@ class Benchmark:
         spec = next(t for t in self.cfg.targets if t.name == target)
         _, channels, side, _ = self.distilled[0].pixel_values.shape
         cfg = self.transfer_config(spec, protocol, seed, model_dir)
-        result = run_transfer(cfg, self.acc, splits=self.splits(spec, side, channels))
+        result = run_transfer(cfg, self.acc, splits=self.splits(spec, side, channels), before_probe=self.recalibrate)
         return {key: result[key] for key in ("accuracy", "num_train", "num_test", "max_steps")}
 
+    def recalibrate(self, model) -> None:
+        """Re-estimate `model`'s BatchNorm statistics on the held-out source images, before a probe reads it (with
+        `recalibrate_batch_norm`; else leave it as it was saved)."""
+        from ..batch_norm import recalibrate_batch_norm
+
+        if self.cfg.recalibrate_batch_norm:
+            recalibrate_batch_norm(model, self.held_out()[0], self.source.normalization, self.acc.device)
+
     def label_free(self, model_dir: Path) -> dict:
-        """`r2` of the model's head against the teacher (heads trained on teacher targets) and `probe_r2`."""
+        """`r2` of the model's head against the teacher (heads trained on teacher targets), from the model as it was
+        pre-trained, and `probe_r2`, a ridge probe on its features (after `recalibrate`, as every probe)."""
         from transformers import AutoModelForImageClassification
 
         from ..metrics import representation_r2
@@ -176,6 +185,7 @@ class Benchmark:
         predicts_teacher = model.config.problem_type == "regression"  # trained on teacher targets
         r2 = representation_r2(batched(lambda v: model(pixel_values=normalize(v)).logits, images, self.acc.device),
                                targets) if predicts_teacher else None
+        self.recalibrate(model)
         probe = ridge_r2(batched(lambda v: features(model, normalize(v)), images, self.acc.device), targets)
         return {"r2": r2, "probe_r2": probe}
 
