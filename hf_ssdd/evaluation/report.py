@@ -1,5 +1,6 @@
 """What a benchmark reports: `results.md` (mean ± std tables, and `distilled` against its baselines paired by seed
-with 95% intervals), `results.png` (bars with 95% intervals of the mean), and a distilled set's card."""
+with 95% intervals), `results.png` (bars with 95% intervals of the mean), `curve.png` (each method against m, when
+the benchmark has sets of more than one size), and a distilled set's card."""
 
 from __future__ import annotations
 
@@ -46,6 +47,11 @@ def write_report(rows: list[dict], cfg: BenchmarkConfig, out: Path) -> None:
                 cells.append("" if stat is None else f"{stat[0] * scale:.{digits}f} ± {stat[1] * scale:.{digits}f}")
             lines.append(f"| {_label(*method, archs)} | " + " | ".join(cells) + " |")
     lines += paired_tables(rows, tables)
+    sizes = sorted({r["m"] for r in rows if r["m"] is not None})
+    if len(sizes) > 1:
+        curve_tables = [t for t in tables if t[0] == "linear"] + [t for t in tables if t[0] == LABEL_FREE]
+        plot_curve(summary, curve_tables, cfg, archs, sizes, out / "curve.png")
+        lines.insert(2, "![data-efficiency curve](curve.png)\n")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     plot(summary, tables, cfg, archs, out / "results.png")
 
@@ -100,6 +106,48 @@ def plot(summary: dict, tables: list, cfg: BenchmarkConfig, archs: list[str], pa
         low = min((s[0] - (half_width(s[1], s[2]) if s[2] > 1 else 0)) * scale
                   for t in targets for s in summary.get((protocol, t), {}).values())
         ax.set_ylim(bottom=max(0.0, low - 0.1 * abs(low)) if low > 0 else low * 1.1)
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_curve(summary: dict, tables: list, cfg: BenchmarkConfig, archs: list[str], sizes: list[int],
+               path: Path) -> None:
+    """The data-efficiency curve: one panel per column of `tables` (a target's linear probe, a label-free score),
+    m on a log axis, one line per method with its 95% interval of the mean shaded; methods that do not depend on m
+    (`scratch`, `full`) are horizontal bands across the panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(protocol, column, scale) for protocol, _, columns, scale in tables for column in columns
+              if summary.get((protocol, column))]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 2, 4), squeeze=False)
+    colours = {name: f"C{i}" for i, name in enumerate(cfg.methods)}
+    for ax, (protocol, column, scale) in zip(axes[0], panels):
+        stats = summary[(protocol, column)]
+        lines = {}
+        for (method, m, arch), stat in stats.items():
+            lines.setdefault((method, arch), []).append((m, stat))
+        for (method, arch), points in sorted(lines.items(), key=lambda item: _order(cfg)((*item[0][:1], 0, ""))):
+            points = sorted((sizes if m is None else [m], stat) for m, stat in points)
+            xs = [x for ms, _ in points for x in ([sizes[0], sizes[-1]] if len(ms) > 1 else ms)]
+            means = [s[0] * scale for ms, s in points for _ in ([0, 1] if len(ms) > 1 else [0])]
+            halves = [(half_width(s[1], s[2]) if s[2] > 1 else 0.0) * scale
+                      for ms, s in points for _ in ([0, 1] if len(ms) > 1 else [0])]
+            style = "--" if len(points[0][0]) > 1 else "o-"
+            colour = colours.get(method)
+            ax.plot(xs, means, style, color=colour, label=_label(method, None, arch, archs), markersize=4)
+            ax.fill_between(xs, [a - h for a, h in zip(means, halves)], [a + h for a, h in zip(means, halves)],
+                            color=colour, alpha=0.15, linewidth=0)
+        ax.set_xscale("log")
+        ax.set_xticks(sizes, [str(m) for m in sizes])
+        ax.set_xlabel("m (images in the pre-training set)")
+        unit = "accuracy (%)" if scale == 100 else "R²"
+        ax.set_title(f"{PROTOCOL_TITLES.get(protocol, 'Label-free')}: {column}", fontsize=10)
+        ax.set_ylabel(unit)
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -1,0 +1,32 @@
+"""`evaluation.report`: the data-efficiency curve appears exactly when the benchmark has sets of several sizes."""
+
+import pytest
+
+from hf_ssdd.evaluation.config import BenchmarkConfig
+from hf_ssdd.evaluation.report import write_report
+
+
+def rows(sizes, seeds=(0, 1, 2)):
+    """Linear-probe and label-free rows of every method, accuracy rising with m, for `sizes`."""
+    out = []
+    for seed in seeds:
+        for method in ("scratch", "init", "random", "distilled", "full"):
+            for m in sizes if method not in ("scratch", "full") else [None]:
+                accuracy = 0.5 + 0.01 * seed + (0.0 if m is None else 0.02 * len(str(m)))
+                base = {"method": method, "m": m, "arch": "convnet", "seed": seed}
+                out.append({**base, "target": "t", "protocol": "linear", "accuracy": accuracy})
+                out.append({**base, "target": "label-free", "protocol": "label-free",
+                            "r2": None if method in ("scratch", "random") else accuracy, "probe_r2": accuracy - 0.1})
+    return out
+
+
+@pytest.mark.parametrize("sizes", [[10, 100, 1000], [10]])
+def test_the_curve_is_drawn_and_linked_when_there_are_several_sizes(tmp_path, sizes):
+    cfg = BenchmarkConfig(distilled=[f"set-{m}" for m in sizes], targets=[{"dataset": "t"}], protocols=["linear"],
+                          methods=["scratch", "init", "random", "distilled", "full"])
+    write_report(rows(sizes), cfg, tmp_path)
+    table = (tmp_path / "results.md").read_text()
+    several = len(sizes) > 1
+    assert (tmp_path / "curve.png").exists() == several
+    assert ("![data-efficiency curve](curve.png)" in table) == several
+    assert "| distilled (m=10) | 55.00 ± 1.00 |" in table  # 0.5 + 0.04 + 0.01 x seed
