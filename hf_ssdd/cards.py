@@ -403,12 +403,19 @@ def pretrained_card(model, cfg, stats: dict) -> str:
         tags=["hf-ssdd", "dataset-distillation", "krr-st", model.config.model_type],
         datasets=[hub_id] if hub_id else None,
     )
-    how = stats.get("objective") or (
-        f"knowledge distillation from {where(teacher_provenance(cfg.teacher))} on the distilled images" if cfg.teacher
-        else "regression (MSE) of the distilled set's target representations"
-    )
+    if cfg.teacher:
+        how = f"knowledge distillation from {where(teacher_provenance(cfg.teacher))} on the distilled images"
+    elif model.config.problem_type == "single_label_classification":
+        how = "cross-entropy on the set's class labels"
+    else:
+        how = "regression (MSE) of the distilled set's target representations"
+    how = stats.get("objective") or how
     params = sum(p.numel() for p in model.parameters())
     optimiser = f"SGD, lr {cfg.learning_rate}, momentum {cfg.momentum}, weight decay {cfg.weight_decay}"
+    if cfg.lr_drop is not None and cfg.lr_drop < 1:
+        optimiser += f", lr x0.1 after {cfg.lr_drop:.0%} of the steps"
+    if cfg.dsa:
+        optimiser += ", DSA augmentation"
     training = f"{cfg.num_epochs} epochs = {stats['steps']} steps, final loss {stats['final_loss']:.4g}"
     text = f"""---
 {data.to_yaml()}

@@ -209,11 +209,13 @@ class Normalization:
 
     @classmethod
     def measure(cls, images: torch.Tensor, chunk: int = 4096) -> "Normalization":
-        """Mean and std per channel of uint8 images `(N, C, H, W)`, in float64 to avoid drift on large N."""
+        """Mean and std per channel of uint8 images `(N, C, H, W)` (or float pixels in [0, 1]), in float64 to avoid
+        drift on large N."""
         total = torch.zeros(images.shape[1], dtype=torch.float64)
         squares = torch.zeros_like(total)
         for start in range(0, len(images), chunk):
-            x = images[start : start + chunk].double() / 255
+            x = images[start : start + chunk].double()
+            x = x / 255 if images.dtype == torch.uint8 else x
             total += x.sum((0, 2, 3))
             squares += (x * x).sum((0, 2, 3))
         count = images.numel() / images.shape[1]
@@ -272,6 +274,7 @@ class Stream:
     FINETUNE_VIEWS = 5  # transfer: crop and flip of a fine-tuning batch
     CACHED_VIEWS = 6  # teacher cache: the fixed views, `step` being the view number
     VIEW_CHOICE = 7  # distill with a teacher cache: which cached view of each image a step reads
+    PRETRAIN_DSA = 8  # pretrain: the differentiable siamese augmentation of a batch (`dsa`)
     CARVED_TEST = 101  # targets: the test split carved from train when a target has none
     BALANCED_SAMPLE = 102  # targets: the class-balanced few-label sample
     RANDOM_SUBSET = 201  # evaluation: the `random` baseline's images

@@ -61,9 +61,7 @@ class DistilledSet:
 
     def fingerprint(self) -> str:
         """16 hex digits of a hash of the images and targets: sets with equal fingerprints hold the same tensors."""
-        content = self.pixel_values.detach().cpu().float().numpy().tobytes()
-        content += self.targets.detach().cpu().float().numpy().tobytes()
-        return hashlib.sha256(content).hexdigest()[:16]
+        return content_hash(self.pixel_values, self.targets)
 
     def data_file(self) -> str:
         return f"data/train-{self.fingerprint()}.parquet"
@@ -160,6 +158,12 @@ class DistilledSet:
         Image.fromarray(grid.permute(1, 2, 0).squeeze(-1).numpy()).save(path, format="PNG")
 
 
+def content_hash(*tensors: torch.Tensor) -> str:
+    """16 hex digits of a sha256 of the tensors' values as float32: equal digits, equal tensors."""
+    content = b"".join(t.detach().cpu().float().numpy().tobytes() for t in tensors)
+    return hashlib.sha256(content).hexdigest()[:16]
+
+
 def image_grid(images: torch.Tensor) -> torch.Tensor:
     """uint8 `(n, C, H, W)` -> one uint8 image `(C, rows * (s*H + gap) + gap, cols * (s*W + gap) + gap)`.
 
@@ -194,16 +198,26 @@ def set_repo_id(folder: str | Path, repo_id: str) -> None:
     write_file(card, lambda path: path.write_text(render_card(distilled)))
 
 
-def _card_block(path_or_repo_id: str | Path, revision: str | None) -> dict:
-    """The card's `hf_ssdd` block (`mean`, `std`, `metadata`), from a local folder or a Hub dataset repo."""
+def hf_ssdd_card(path_or_repo_id: str | Path, revision: str | None = None) -> dict | None:
+    """The `hf_ssdd` block (`mean`, `std`, `metadata`) of the card of a local folder or a Hub dataset repo; None when
+    there is no card, or a card without the block (a set made by another tool), or the repo cannot be reached."""
     from huggingface_hub import DatasetCard, hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     local = Path(path_or_repo_id)
-    if local.is_dir():
+    if local.exists():
         card_path = local / "README.md"
     else:
-        card_path = hf_hub_download(str(path_or_repo_id), "README.md", repo_type="dataset", revision=revision)
-    block = DatasetCard.load(card_path).data.get("hf_ssdd") if Path(card_path).is_file() else None
+        try:
+            card_path = Path(hf_hub_download(str(path_or_repo_id), "README.md", repo_type="dataset", revision=revision))
+        except (HfHubHTTPError, LocalEntryNotFoundError, ValueError, OSError):
+            return None
+    return DatasetCard.load(card_path).data.get("hf_ssdd") if card_path.is_file() else None
+
+
+def _card_block(path_or_repo_id: str | Path, revision: str | None) -> dict:
+    """The card's `hf_ssdd` block, or a `ConfigError` saying that this is not a set hf-ssdd made."""
+    block = hf_ssdd_card(path_or_repo_id, revision)
     if block is None:
         raise ConfigError(
             f"{path_or_repo_id} has no card with an hf_ssdd block (normalisation, provenance); "

@@ -2,10 +2,13 @@
 
     hf-ssdd pretrain --distilled outputs/distilled --output_dir outputs/pretrained
     hf-ssdd pretrain --distilled user/fashion-mnist-krr-st --arch resnet18 --output_dir outputs/resnet18
+    hf-ssdd pretrain --distilled user/a-set-with-labels --resolution 28 --channels 1 --output_dir outputs/labels
 
 This is what a distilled set is for: the learner's head regresses `target (d,)` from `pixel_values` by MSE, and its
-features are then transferred (`hf-ssdd transfer`). The baselines of the benchmark use the same `fit_learner` with
-other sets: real subsets with teacher targets (MSE) or with class labels (cross-entropy).
+features are then transferred (`hf-ssdd transfer`). A set with class labels instead (one distilled by a supervised
+method and shared on the Hub; see `training_sets`) trains by cross-entropy with the paper's recipe for such sets
+(`config.OBJECTIVE_RECIPES`: learning rate x0.1 at half, DSA augmentation). The baselines of the benchmark use the
+same `fit_learner` with real subsets, with teacher targets (MSE) or with class labels (cross-entropy).
 
 With `--teacher`, the targets are recomputed by that teacher on each augmented batch of the distilled images:
 knowledge distillation that sees no real image (paper Table 4). The teacher is always run in eval mode.
@@ -26,7 +29,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -34,30 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ConfigError, PretrainConfig, check_output_dir
-from .data import Augmentation, Normalization, Stream, batch_indices, step_generator
-
-
-@dataclass
-class TrainingSet:
-    """Images in the learner's normalised space `(m, C, H, W)` and what to learn from them.
-
-    `pixel_values` may also be uint8 pixels (a whole source, e.g. a mapped `image_store` file): each batch is then
-    normalised as it is read, so the set is never copied whole into float32 (4x its bytes).
-
-    `targets` is either float `(m, d)` representations (MSE) or int64 `(m,)` class labels (cross-entropy).
-    """
-
-    pixel_values: torch.Tensor
-    targets: torch.Tensor
-    normalization: Normalization
-
-    @property
-    def uses_labels(self) -> bool:
-        return not self.targets.is_floating_point()
-
-    @property
-    def num_outputs(self) -> int:
-        return int(self.targets.max()) + 1 if self.uses_labels else self.targets.shape[1]
+from .data import Augmentation, Stream, batch_indices, step_generator
+from .training_sets import TrainingSet
 
 
 def fit_learner(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accelerator, teacher=None) -> list[dict]:
@@ -65,13 +45,21 @@ def fit_learner(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accele
 
     Steps are `num_epochs * ceil(m / batch_size)`; batch `step` is a slice of a seeded permutation of the set, and
     every process takes its share of it. With `teacher`, targets are its representations of each (augmented) batch.
+    Fields of `cfg` left None follow the recipe of the objective (`PretrainConfig.for_objective`): class labels
+    train by cross-entropy, targets (and a teacher's) by MSE.
     """
+    from .dsa import SiameseAugmentation
     from .training_loop import process_slice, run_steps, sgd
 
     acc, m = accelerator, len(data.pixel_values)
+    uses_labels = data.uses_labels and teacher is None
+    cfg = cfg.for_objective(uses_labels)
     batch_size = min(cfg.batch_size, m)
     max_steps = cfg.num_epochs * math.ceil(m / batch_size)
     model, optimizer = acc.prepare(model, sgd(model.parameters(), cfg))
+    scheduler = None
+    if cfg.lr_drop < 1:
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [round(cfg.lr_drop * max_steps)], gamma=0.1)
     model.train()
     if teacher is not None:
         teacher.eval()
@@ -86,28 +74,27 @@ def fit_learner(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accele
             generator = step_generator(cfg.seed, step, Stream.PRETRAIN_VIEWS)
             views = Augmentation.sample(batch_size, cfg.crop_padding, cfg.flip, generator)
             x = views[local].apply(x, fill)
+        if cfg.dsa:
+            generator = step_generator(cfg.seed, step, Stream.PRETRAIN_DSA)
+            x = SiameseAugmentation.sample(batch_size, generator)[local].apply(x)
         outputs = model(pixel_values=x).logits
         if teacher is not None:
             y = teacher.on_normalized(x, data.normalization)
         else:
             y = data.targets[indices].to(acc.device)
-        return F.cross_entropy(outputs, y) if data.uses_labels and teacher is None else F.mse_loss(outputs, y)
+        return F.cross_entropy(outputs, y) if uses_labels else F.mse_loss(outputs, y)
 
     history = run_steps(step_loss, optimizer, acc, max_steps, logging_steps=cfg.logging_steps, name="pre-training",
-                        desc="pretrain")
+                        scheduler=scheduler, desc="pretrain")
     model = acc.unwrap_model(model)
     model.eval()
     return history
 
 
-def distilled_training_set(distilled) -> TrainingSet:
-    """A `DistilledSet` as a `TrainingSet`: its synthetic images and learned targets."""
-    return TrainingSet(distilled.pixel_values.float(), distilled.targets.float(), distilled.normalization)
-
-
-def default_arch(distilled, arch: str | None) -> tuple[str, dict]:
-    """`(arch, options)`: the learner recorded in the set's card when `arch` is None or `convnet`, else `arch`."""
-    learner = distilled.metadata.get("learner") or {}
+def default_arch(metadata: dict, arch: str | None) -> tuple[str, dict]:
+    """`(arch, options)`: the learner a set's card records (`metadata["learner"]`) when `arch` is None or `convnet`,
+    else `arch`."""
+    learner = metadata.get("learner") or {}
     if arch not in (None, "convnet"):
         return arch, {}
     if not learner:
@@ -116,31 +103,34 @@ def default_arch(distilled, arch: str | None) -> tuple[str, dict]:
 
 
 def pretrain(cfg: PretrainConfig) -> Path:
-    """Pre-train a learner on `cfg.distilled` and save it to `cfg.output_dir`; returns that folder."""
+    """Pre-train a learner on the set `cfg.distilled` and save it to `cfg.output_dir`; returns that folder."""
     from accelerate.utils import set_seed
 
-    from .distilled_set import DistilledSet
     from .modeling import learner_config, new_model
     from .tracking import finish_trackers, stage_accelerator, start_trackers
+    from .training_sets import load_training_set
 
     if not cfg.distilled:
-        raise ConfigError("no distilled set: pass --distilled (a folder from `hf-ssdd distill` or a Hub id).")
+        raise ConfigError("no set: pass --distilled (a folder from `hf-ssdd distill`, or any dataset with an image "
+                          "column and a `target` or label column).")
     check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)
     acc = stage_accelerator(cfg)
     with acc.main_process_first():
-        distilled = DistilledSet.load(cfg.distilled, revision=cfg.distilled_revision)
-    data = distilled_training_set(distilled)
+        data = load_training_set(cfg.distilled, cfg.distilled_revision, cfg.image_column, cfg.label_column)
+    _, channels, resolution, _ = data.pixel_values.shape
+    data = data.to_input(cfg.channels or channels, cfg.resolution or resolution)
     _, channels, resolution, _ = data.pixel_values.shape
     teacher = None
     if cfg.teacher is not None:
         from .teachers import Teacher
 
         teacher = Teacher.from_pretrained(cfg.teacher).to(acc.device)
+    cfg = cfg.for_objective(data.uses_labels and teacher is None)
     dim = teacher.dim if teacher is not None else data.num_outputs
-    arch, options = default_arch(distilled, cfg.arch)
+    arch, options = default_arch(data.metadata, cfg.arch)
     set_seed(cfg.seed)
     model = new_model(learner_config(arch, channels, resolution, dim, **options))
-    model.config.problem_type = "regression"
+    model.config.problem_type = "single_label_classification" if data.uses_labels and teacher is None else "regression"
 
     start_trackers(acc, cfg, "pretrain")
     start = time.perf_counter()
@@ -148,7 +138,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     finish_trackers(acc)
     stats = {"steps": history[-1]["step"], "final_loss": history[-1]["loss"],
              "wall_time_s": time.perf_counter() - start,
-             "num_images": len(data.pixel_values), "resolution": resolution, "distilled_metadata": distilled.metadata}
+             "num_images": len(data.pixel_values), "resolution": resolution, "distilled_metadata": data.metadata}
     out = Path(cfg.output_dir)
     if acc.is_main_process:
         save_pretrained(model, out, cfg, data.normalization, stats, history)

@@ -12,10 +12,10 @@ PACKAGE = Path(__file__).parents[1] / "hf_ssdd"
 LAYERS = [  # bottom first
     "provenance krr atomic resnet",  # no project imports
     "config",  # typed configs
-    "parsing tracking data image_store image_processing barlow_twins model_folder",  # command lines, data, maths
+    "parsing tracking data image_store image_processing barlow_twins model_folder dsa",  # command lines, data, maths
     "learners modeling batch_norm teachers teacher_cache pool checkpoint memory subsets targets "
     "training_loop",  # models, the loop
-    "distill teacher_training teacher_import pretraining transfer distilled_set hub cards",  # stages, what they write
+    "distill teacher_training teacher_import pretraining training_sets transfer distilled_set hub cards",  # stages
     "evaluation evaluation.config evaluation.methods evaluation.results evaluation.paired evaluation.resume "
     "evaluation.ridge_probe evaluation.report evaluation.runner",  # reads every stage; no stage reads it
     "cli __init__",

@@ -10,7 +10,8 @@ from transformers import AutoModel, AutoModelForImageClassification
 from hf_ssdd.config import ConfigError, PretrainConfig
 from hf_ssdd.data import Normalization
 from hf_ssdd.distilled_set import DistilledSet
-from hf_ssdd.pretraining import TrainingSet, fit_learner, pretrain
+from hf_ssdd.pretraining import fit_learner, pretrain
+from hf_ssdd.training_sets import TrainingSet
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -70,10 +71,11 @@ def test_knowledge_distillation_regresses_the_teacher_in_eval_mode(tiny_distille
 
 
 def test_bad_inputs_are_clear_errors(tiny_source, tmp_path):
-    with pytest.raises(ConfigError, match="no distilled set"):
+    with pytest.raises(ConfigError, match="no set: pass --distilled"):
         pretrain(PretrainConfig(output_dir=str(tmp_path / "a")))
-    with pytest.raises(ConfigError, match="give a distilled set saved by hf-ssdd"):
+    with pytest.raises(ConfigError, match="neither a float `target` column .* nor a class label column"):
         pretrain(PretrainConfig(distilled=tiny_source, output_dir=str(tmp_path / "b")))
+    assert not (tmp_path / "b").exists(), "nothing is written for a set that cannot be read"
 
 
 def test_a_transformers_architecture_is_pretrained_and_transferred_alike(tiny_distilled, tiny_labelled, tmp_path):
@@ -116,15 +118,52 @@ def test_the_same_seed_gives_bitwise_the_same_pretrained_weights():
     assert not all(torch.equal(a[k], c[k]) for k in a), "another seed, other batches, views and initialisation"
 
 
-def test_the_defaults_are_the_papers_protocol():
-    """SGD, lr 0.1 held constant, momentum 0.9, weight decay 1e-3, batch 256, 1,000 epochs (KRR-ST, Sec. 4)."""
+@pytest.mark.parametrize("uses_labels, recipe", [
+    (False, {"learning_rate": 0.1, "weight_decay": 1e-3, "lr_drop": 1.0, "dsa": False}),  # KRR-ST, Sec. 4
+    (True, {"learning_rate": 0.01, "weight_decay": 5e-4, "lr_drop": 0.5, "dsa": True}),  # supervised sets, App. A
+])
+def test_the_defaults_are_the_papers_protocol_for_each_objective(uses_labels, recipe):
+    """SGD, momentum 0.9, batch 256, 1,000 epochs; targets: lr 0.1 held constant, weight decay 1e-3; labels: lr 0.01
+    x0.1 at half, weight decay 5e-4, DSA augmentation."""
     from hf_ssdd.training_loop import sgd
 
-    cfg = PretrainConfig()
-    assert (cfg.batch_size, cfg.num_epochs) == (256, 1000)
+    cfg = PretrainConfig().for_objective(uses_labels)
+    assert (cfg.batch_size, cfg.num_epochs, cfg.momentum) == (256, 1000, 0.9)
+    assert {key: getattr(cfg, key) for key in recipe} == recipe
     optimizer = sgd(torch.nn.Linear(2, 2).parameters(), cfg)
-    assert isinstance(optimizer, torch.optim.SGD)
     assert {k: optimizer.defaults[k] for k in ("lr", "momentum", "weight_decay")} == {
-        "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-3}
-    _, history = _fit_recipe_like(0, learning_rate=0.1)
+        "lr": recipe["learning_rate"], "momentum": 0.9, "weight_decay": recipe["weight_decay"]}
+
+
+def test_a_value_given_wins_over_the_objectives_recipe():
+    cfg = PretrainConfig(learning_rate=0.3, dsa=False).for_objective(uses_labels=True)
+    assert (cfg.learning_rate, cfg.dsa, cfg.weight_decay, cfg.lr_drop) == (0.3, False, 5e-4, 0.5)
+
+
+def test_targets_keep_a_constant_rate_and_the_old_recipe_bit_for_bit():
+    """The recipe of targets left to its defaults trains exactly as it did when its values were the fields' own
+    defaults (lr 0.1, weight decay 1e-3, no schedule, no DSA)."""
+    default, history = _fit_recipe_like(3, learning_rate=None)
+    pinned, _ = _fit_recipe_like(3, learning_rate=0.1, weight_decay=1e-3, lr_drop=1.0, dsa=False)
+    assert all(torch.equal(default[k], pinned[k]) for k in default)
     assert {entry["learning_rate"] for entry in history} == {0.1}, "no schedule: the rate stays constant"
+
+
+def test_labels_train_with_the_rate_cut_tenfold_at_half_and_with_dsa():
+    from accelerate import Accelerator
+
+    from hf_ssdd.modeling import learner_config, new_model
+
+    torch.manual_seed(0)
+    data = TrainingSet(torch.randn(12, 1, 8, 8), torch.arange(12) % 3, Normalization((0.0,), (1.0,)))
+    runs = []
+    for dsa in (True, False):
+        torch.manual_seed(0)
+        model = new_model(learner_config("convnet", 1, 8, 3, depth=1, width=4))
+        history = fit_learner(model, data, PretrainConfig(num_epochs=4, batch_size=6, logging_steps=1, dsa=dsa),
+                              Accelerator(cpu=True))
+        runs.append((model.state_dict(), history))
+    (with_dsa, history), (without, _) = runs
+    rates = [entry["learning_rate"] for entry in history]  # 8 steps; logged after each step's scheduler update
+    assert rates == pytest.approx([0.01] * 3 + [0.001] * 5)
+    assert not all(torch.equal(with_dsa[k], without[k]) for k in with_dsa), "DSA changes what the learner sees"

@@ -59,6 +59,9 @@ class BenchmarkConfig:
     teacher: str | None = None  # teacher of the baselines' targets; default: the one recorded in the set's card
     output_dir: str = "benchmark"
     methods: list[str] = field(default_factory=lambda: ["scratch", "init", "random", "kmeans", "distilled"])
+    # sets made elsewhere, {row name: folder or Hub id}, with a float `target` or a class label column (see
+    # training_sets.py): each is pre-trained like `distilled` (labels: the supervised recipe) and is a row of its own
+    shared: dict = field(default_factory=dict)
     protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
     archs: list[str] = field(default_factory=lambda: ["convnet"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -82,6 +85,12 @@ class BenchmarkConfig:
         bad = sorted(set(self.protocols) - set(PROTOCOLS))
         if bad:
             raise ConfigError(f"protocols {bad} are unknown; choose from {', '.join(PROTOCOLS)}.")
+        for name, set_id in self.shared.items():
+            if not isinstance(name, str) or not re.fullmatch(r"[\w.-]+", name) or name in METHODS:
+                raise ConfigError(f"shared: {name!r} cannot name a row; give a name of letters, digits, '-', '_' or "
+                                  f"'.' that is not a method ({', '.join(METHODS)}).")
+            if not isinstance(set_id, str):
+                raise ConfigError(f"shared: {name}: {set_id!r} is not a folder or Hub id.")
         names = [t.name for t in self.targets]
         if len(set(names)) != len(names):
             raise ConfigError(f"target names {names} repeat; give each target a distinct `name`.")

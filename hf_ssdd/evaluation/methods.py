@@ -50,7 +50,7 @@ class Source:
         return self._features
 
     def subset(self, indices: torch.Tensor, with_labels: bool):
-        from ..pretraining import TrainingSet
+        from ..training_sets import TrainingSet
 
         if with_labels and self.labels is None:
             raise ConfigError("the source has no labels; use the *_mse variants of random and kmeans.")
@@ -96,13 +96,13 @@ def _kmeans(with_labels):
 
 
 def _distilled(source, distilled, seed):
-    from ..pretraining import distilled_training_set
+    from ..training_sets import distilled_training_set
 
     return distilled_training_set(distilled)
 
 
 def _full(source, distilled, seed):
-    from ..pretraining import TrainingSet
+    from ..training_sets import TrainingSet
 
     return TrainingSet(source.images, source.features(), source.normalization)  # uint8: normalised a batch at a time
 

@@ -59,18 +59,17 @@ def paired_difference(a: dict[int, float], b: dict[int, float], against: str | N
     return PairedDifference(mean, mean - half, mean + half, len(diffs), against)
 
 
-def comparisons(rows: list[dict]) -> dict:
+def comparisons(rows: list[dict], shared: tuple[str, ...] = ()) -> dict:
     """`{(table, column): {(m, arch, baseline): PairedDifference}}` of `distilled` against `init`, `random_mse`,
-    `scratch` and the better (by mean, per column: `against` names it) of `random` and `kmeans`, where the rows hold
-    them. `scratch` has no m: every
-    size is compared with it."""
+    `scratch`, the better (by mean, per column: `against` names it) of `random` and `kmeans`, and the `shared` sets
+    of its size, where the rows hold them. `scratch` has no m: every size is compared with it."""
     out = {}
     for key, methods in values_by_seed(rows).items():
         for (method, m, arch), scores in methods.items():
             if method != SUBJECT:
                 continue
             pairs = {}  # row name -> (baseline's scores, its name where the row stands for several)
-            for other in ALSO_COMPARED:
+            for other in (*ALSO_COMPARED, *shared):
                 baseline = methods.get((other, None if other == "scratch" else m, arch))
                 if baseline is not None:
                     pairs[other] = (baseline, None)

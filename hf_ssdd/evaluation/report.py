@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..atomic import write_file
 from ..config import ConfigError
+from ..provenance import public_name
 from .config import BenchmarkConfig
 from .methods import METHODS
 from .paired import comparisons, half_width
@@ -23,7 +24,9 @@ def _label(method, m, arch, archs) -> str:
 
 
 def _order(cfg: BenchmarkConfig):
-    return lambda key: (cfg.methods.index(key[0]) if key[0] in cfg.methods else 99, key[1] or 0, key[2])
+    """Sort key of `(method, m, arch)`: the config's methods in its order, then its shared sets."""
+    names = [*cfg.methods, *cfg.shared]
+    return lambda key: (names.index(key[0]) if key[0] in names else 99, key[1] or 0, key[2])
 
 
 def write_report(rows: list[dict], cfg: BenchmarkConfig, out: Path) -> None:
@@ -33,6 +36,7 @@ def write_report(rows: list[dict], cfg: BenchmarkConfig, out: Path) -> None:
     lines = [f"# Benchmark: {', '.join(cfg.distilled)}\n", "Mean ± std over seeds "
              f"{', '.join(map(str, cfg.seeds))} (the chart's error bars: 95% intervals of the mean). Methods:\n"]
     lines += [f"- `{name}`: {METHODS[name].help}" for name in cfg.methods]
+    lines += [f"- `{name}`: the shared set `{public_name(set_id)}`" for name, set_id in cfg.shared.items()]
     tables = [(p, f"{PROTOCOL_TITLES[p]} accuracy (%)", [t.name for t in cfg.targets], 100) for p in cfg.protocols]
     tables.append((LABEL_FREE, "Label-free: R² of the teacher's representations of held-out source images",
                    list(LABEL_FREE_COLUMNS.values()), 1))
@@ -46,7 +50,7 @@ def write_report(rows: list[dict], cfg: BenchmarkConfig, out: Path) -> None:
                 digits = 2 if scale == 100 else 3  # accuracy in %, R² as a fraction
                 cells.append("" if stat is None else f"{stat[0] * scale:.{digits}f} ± {stat[1] * scale:.{digits}f}")
             lines.append(f"| {_label(*method, archs)} | " + " | ".join(cells) + " |")
-    lines += paired_tables(rows, tables)
+    lines += paired_tables(rows, tables, tuple(cfg.shared))
     sizes = sorted({r["m"] for r in rows if r["m"] is not None})
     if len(sizes) > 1:
         curve_tables = [t for t in tables if t[0] == "linear"] + [t for t in tables if t[0] == LABEL_FREE]
@@ -56,9 +60,10 @@ def write_report(rows: list[dict], cfg: BenchmarkConfig, out: Path) -> None:
     plot(summary, tables, cfg, archs, out / "results.png")
 
 
-def paired_tables(rows: list[dict], tables: list) -> list[str]:
-    """Markdown lines: per table, `distilled - baseline` for each m and baseline, mean [95% interval] per column."""
-    compared = comparisons(rows)
+def paired_tables(rows: list[dict], tables: list, shared: tuple[str, ...] = ()) -> list[str]:
+    """Markdown lines: per table, `distilled - baseline` for each m and baseline (the `shared` sets among them),
+    mean [95% interval] per column."""
+    compared = comparisons(rows, shared)
     lines = []
     for protocol, title, columns, scale in tables:
         keys = sorted({k for c in columns for k in compared.get((protocol, c), {})}, key=lambda k: (k[0], k[1], k[2]))
@@ -125,7 +130,7 @@ def plot_curve(summary: dict, tables: list, cfg: BenchmarkConfig, archs: list[st
     panels = [(protocol, column, scale) for protocol, _, columns, scale in tables for column in columns
               if summary.get((protocol, column))]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 2, 4), squeeze=False)
-    colours = {name: f"C{i}" for i, name in enumerate(cfg.methods)}
+    colours = {name: f"C{i % 10}" for i, name in enumerate([*cfg.methods, *cfg.shared])}
     for ax, (protocol, column, scale) in zip(axes[0], panels):
         stats = summary[(protocol, column)]
         lines = {}

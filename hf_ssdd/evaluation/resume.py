@@ -16,15 +16,17 @@ from pathlib import Path
 import yaml
 
 from ..atomic import write_file
-from ..config import ConfigError, TransferConfig, check_output_dir
+from ..config import OBJECTIVE_RECIPES, ConfigError, PretrainConfig, TransferConfig, check_output_dir
 from .config import BenchmarkConfig, TargetSpec
 from .methods import METHODS
 from .results import read_results
 
 CONFIG_FILE = "benchmark_config.yaml"
 SETTINGS = ("teacher", "pretrain", "finetune", "linear", "full_epochs", "label_free_split", "label_free_images",
-            "recalibrate_batch_norm")
-READ_BY_ONE_METHOD = {"full_epochs": "full"}  # a setting only that method reads: a change matters once it has run
+            "recalibrate_batch_norm", "labels_recipe")
+# settings that some methods alone read (and the shared sets, for labels_recipe): a change matters once they have run
+READ_BY_SOME_METHODS = {"full_epochs": ("full",), "labels_recipe": ("random", "kmeans")}
+SHARED = "shared:"  # prefix of a shared set's name among the fingerprints
 # Transfer settings added since benchmarks were first saved, with the value those older benchmarks ran with: a saved
 # file without the key holds it, so a config that pins that value resumes them. New files hold every key resolved.
 SAVED_BEFORE_THE_KEY = {"finetune": {"crop_fill": "mean", "target_normalization": "source"},
@@ -34,19 +36,26 @@ TOP_LEVEL_SAVED_BEFORE = {"recalibrate_batch_norm": False}  # the same, for top-
 
 def settings(cfg: BenchmarkConfig) -> dict:
     """The config as it is saved and compared: `dataclasses.asdict`, with the `SAVED_BEFORE_THE_KEY` settings of
-    `finetune` / `linear` resolved (the value given, else `TransferConfig`'s default)."""
+    `finetune` / `linear` resolved (the value given, else `TransferConfig`'s default), and `labels_recipe`, how the
+    sets with class labels are pre-trained (`pretrain`'s values, else the recipe of that objective)."""
     saved = dataclasses.asdict(cfg)
     defaults = {f.name: f.default for f in dataclasses.fields(TransferConfig)}
     for protocol, keys in SAVED_BEFORE_THE_KEY.items():
         saved[protocol] = {**{key: defaults[key] for key in keys}, **saved[protocol]}
+    recipe = PretrainConfig(**cfg.pretrain).for_objective(uses_labels=True)
+    saved["labels_recipe"] = {key: getattr(recipe, key) for key in OBJECTIVE_RECIPES["labels"]}
     return saved
 
 
 def _as_saved_before(saved: dict) -> dict:
-    """A saved config with the settings its version did not write filled in with the values it ran with."""
+    """A saved config with the settings its version did not write filled in with the values it ran with (before
+    `labels_recipe`, labels trained as targets: `pretrain`'s learning rate and weight decay, or 0.1 and 1e-3)."""
     filled = {protocol: {**keys, **saved.get(protocol, {})} for protocol, keys in SAVED_BEFORE_THE_KEY.items()}
     targets = [dataclasses.asdict(TargetSpec(**t)) for t in saved.get("targets", [])]  # new fields: their defaults
-    return {**TOP_LEVEL_SAVED_BEFORE, **saved, **filled, "targets": targets}
+    pretrain = saved.get("pretrain", {})
+    labels_recipe = {"learning_rate": pretrain.get("learning_rate", 0.1), "lr_drop": 1.0, "dsa": False,
+                     "weight_decay": pretrain.get("weight_decay", 1e-3)}
+    return {**TOP_LEVEL_SAVED_BEFORE, "labels_recipe": labels_recipe, **saved, **filled, "targets": targets}
 
 
 def fingerprints(distilled) -> dict[str, str]:
@@ -62,9 +71,9 @@ def save_settings(cfg: BenchmarkConfig, out: Path, sets: dict[str, dict]) -> Non
     (out / CONFIG_FILE).write_text(yaml.safe_dump(saved, sort_keys=False))
 
 
-def forget(out: Path, m: int, changed: set[str]) -> None:
-    """Drop the results and models of size `m` whose methods read a `changed` part of the set."""
-    methods = {name for name, method in METHODS.items() if method.reads in changed}
+def forget(out: Path, m: int, changed: set[str], methods: set[str] | None = None) -> None:
+    """Drop the results and models of size `m` whose methods read a `changed` part of the set (or of `methods`)."""
+    methods = methods or {name for name, method in METHODS.items() if method.reads in changed}
     rows = [r for r in read_results(out / "results.jsonl") if not (r["method"] in methods and r["m"] == m)]
     write_file(out / "results.jsonl", lambda path: path.write_text("".join(json.dumps(r) + "\n" for r in rows)))
     for name in methods:
@@ -76,7 +85,7 @@ def check_resumable(cfg: BenchmarkConfig, out: Path, sets: dict[str, dict], size
                     main_process: bool = True) -> None:
     """Results in `out` may be resumed or extended (more seeds, methods, targets) only under the same settings and
     with the same distilled sets; with `rerun_changed_sets`, the runs that read a changed set are dropped instead.
-    A setting that one method alone reads (`READ_BY_ONE_METHOD`) may change as long as that method has not run."""
+    A setting that some methods alone read (`READ_BY_SOME_METHODS`) may change as long as they have not run."""
     if not out.exists() or not any(out.iterdir()):
         return
     if not (out / CONFIG_FILE).exists():
@@ -84,8 +93,9 @@ def check_resumable(cfg: BenchmarkConfig, out: Path, sets: dict[str, dict], size
         return
     saved = _as_saved_before(yaml.safe_load((out / CONFIG_FILE).read_text()))
     current = settings(cfg)
+    readers = {**READ_BY_SOME_METHODS, "labels_recipe": (*READ_BY_SOME_METHODS["labels_recipe"], *cfg.shared)}
     differ = [key for key in SETTINGS if saved.get(key) != current[key]
-              and (key not in READ_BY_ONE_METHOD or has_run(out, READ_BY_ONE_METHOD[key]))]
+              and (key not in readers or any(has_run(out, method) for method in readers[key]))]
     saved_targets = {t["name"]: t for t in saved.get("targets", [])}
     differ += [f"targets[{t['name']}]" for t in current["targets"] if saved_targets.get(t["name"], t) != t]
     saved_sets = saved.get("fingerprints", {})
@@ -95,7 +105,7 @@ def check_resumable(cfg: BenchmarkConfig, out: Path, sets: dict[str, dict], size
         changed = {key for key, value in parts.items() if before.get(key, value) != value}
         if changed and cfg.rerun_changed_sets:
             if main_process:
-                forget(out, sizes[name], changed)
+                forget(out, sizes[name], changed, {name.removeprefix(SHARED)} if name.startswith(SHARED) else None)
         elif changed:
             differ.append(f"the set {name} (pass --rerun_changed_sets true to redo only the runs that read it)")
     if differ:

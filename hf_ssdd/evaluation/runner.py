@@ -13,7 +13,7 @@ from ..config import ConfigError, PretrainConfig, TransferConfig
 from .config import BenchmarkConfig, TargetSpec
 from .methods import METHODS, Source, source_config
 from .report import write_report
-from .resume import check_resumable, fingerprints, save_settings
+from .resume import SHARED, check_resumable, fingerprints, save_settings
 from .results import LABEL_FREE, read_results, run_id
 from .ridge_probe import ridge_r2
 
@@ -25,13 +25,17 @@ class Benchmark:
         from accelerate import Accelerator
 
         from ..distilled_set import DistilledSet
+        from ..training_sets import load_training_set
 
         self.cfg, self.out = cfg, Path(cfg.output_dir)
         self.results_path = self.out / "results.jsonl"
         self.acc = accelerator or Accelerator()
         self.distilled = [DistilledSet.load(name) for name in cfg.distilled]
+        self.shared = {name: load_training_set(set_id) for name, set_id in cfg.shared.items()}
         sets = {name: fingerprints(d) for name, d in zip(cfg.distilled, self.distilled)}
+        sets.update({SHARED + name: {"set": data.fingerprint()} for name, data in self.shared.items()})
         sizes = {name: len(d.pixel_values) for name, d in zip(cfg.distilled, self.distilled)}
+        sizes.update({SHARED + name: len(data.pixel_values) for name, data in self.shared.items()})
         check_resumable(cfg, self.out, sets, sizes, main_process=self.acc.is_main_process)
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
@@ -53,13 +57,20 @@ class Benchmark:
         return self._source
 
     def jobs(self):
-        """`(method, distilled set, arch, seed)` in run order; size-free methods once per (arch, seed)."""
+        """`(method, set, arch, seed)` in run order; size-free methods once per (arch, seed); then the shared sets,
+        each its own method."""
         for seed in self.cfg.seeds:
             for arch in self.cfg.archs:
                 for name in self.cfg.methods:
                     sets = self.distilled if METHODS[name].per_size else self.distilled[:1]
                     for distilled in sets:
                         yield name, distilled, arch, seed
+                for name, data in self.shared.items():
+                    yield name, data, arch, seed
+
+    def size(self, name: str, data) -> int | None:
+        """The `m` of a job's rows: its set's size, None for methods that do not depend on it."""
+        return len(data.pixel_values) if name in self.shared or METHODS[name].per_size else None
 
     def pending(self, name, m, arch, seed) -> list[tuple[str, str]]:
         wanted = [(t.name, p) for t in self.cfg.targets for p in self.cfg.protocols] + [(LABEL_FREE, LABEL_FREE)]
@@ -73,7 +84,7 @@ class Benchmark:
 
         jobs = list(self.jobs())
         for name, distilled, arch, seed in tqdm(jobs, desc="benchmark", disable=not self.acc.is_main_process):
-            m = len(distilled.pixel_values) if METHODS[name].per_size else None
+            m = self.size(name, distilled)
             pending = self.pending(name, m, arch, seed)
             if not pending:
                 continue
@@ -98,22 +109,29 @@ class Benchmark:
                 f.write(json.dumps(row) + "\n")
 
     def model(self, name: str, distilled, arch: str, seed: int) -> Path:
-        """The folder of the pre-trained model of this job, trained and saved unless it is already there."""
+        """The folder of the pre-trained model of this job, trained and saved unless it is already there.
+
+        Every learner sees the source's channels, side and normalisation (a shared set is converted to them); one
+        trained on class labels follows the supervised recipe (`PretrainConfig.for_objective`)."""
         from accelerate.utils import set_seed
 
         from ..modeling import learner_config, new_model
         from ..pretraining import default_arch, fit_learner, save_pretrained
 
-        method = METHODS[name]
-        m = len(distilled.pixel_values)
-        size = f"-m{m}" if method.per_size else ""
-        folder = self.out / "models" / f"{name}{size}-{arch}-seed{seed}"
+        m, kd = self.size(name, distilled), name in METHODS and METHODS[name].kd
+        folder = self.out / "models" / f"{name}{'' if m is None else f'-m{m}'}-{arch}-seed{seed}"
         if (folder / "config.json").exists():
             return folder
-        data = method.build(self.source, distilled, seed) if method.build else None
-        outputs = self.source.teacher.dim if data is None or method.kd else data.num_outputs
-        arch_name, options = default_arch(distilled, arch)
-        _, channels, side, _ = distilled.pixel_values.shape
+        _, channels, side, _ = self.distilled[0].pixel_values.shape
+        if name in self.shared:
+            data = distilled.to_input(channels, side, self.source.normalization)
+            learner, what = self.distilled[0].metadata, self.shared_help(name)
+        else:
+            method = METHODS[name]
+            data = method.build(self.source, distilled, seed) if method.build else None
+            learner, what = distilled.metadata, method.help
+        outputs = self.source.teacher.dim if data is None or kd else data.num_outputs
+        arch_name, options = default_arch(learner, arch)
         set_seed(seed)
         model = new_model(learner_config(arch_name, channels, side, outputs, **options))
         epochs = self.cfg.full_epochs if name == "full" else self.cfg.pretrain.get("num_epochs", 1000)
@@ -121,16 +139,27 @@ class Benchmark:
                                 "distilled": f"{name} (m={m})", "arch": arch})
         history, start = [{"step": 0, "loss": float("nan")}], time.perf_counter()
         if data is not None:
-            model.config.problem_type = "single_label_classification" if data.uses_labels else "regression"
-            history = fit_learner(model, data, cfg, self.acc, teacher=self.source.teacher if method.kd else None)
+            uses_labels = data.uses_labels and not kd
+            cfg = cfg.for_objective(uses_labels)
+            model.config.problem_type = "single_label_classification" if uses_labels else "regression"
+            history = fit_learner(model, data, cfg, self.acc, teacher=self.source.teacher if kd else None)
         if self.acc.is_main_process:
             stats = {"steps": history[-1]["step"], "final_loss": history[-1]["loss"],
                      "wall_time_s": time.perf_counter() - start,
                      "num_images": 0 if data is None else len(data.pixel_values), "resolution": side,
-                     "distilled_metadata": distilled.metadata, "objective": f"`{name}`, {method.help}"}
+                     "distilled_metadata": distilled.metadata, "objective": f"`{name}`, {what}"}
             save_pretrained(model, folder, cfg, self.source.normalization, stats, history)
         self.acc.wait_for_everyone()
         return folder
+
+    def shared_help(self, name: str) -> str:
+        """What the shared set `name` is, in the words of the report's list of methods."""
+        from ..provenance import public_name
+
+        data = self.shared[name]
+        objective = "its class labels (cross-entropy)" if data.uses_labels else "its targets (MSE)"
+        name_on_card = public_name(self.cfg.shared[name])
+        return f"the shared set `{name_on_card}`: {len(data.pixel_values)} images with {objective}"
 
     def splits(self, spec: TargetSpec, side: int, channels: int):
         from ..transfer import load_splits
@@ -182,7 +211,7 @@ class Benchmark:
         images, targets = self.held_out()
         model = AutoModelForImageClassification.from_pretrained(model_dir).to(self.acc.device).eval()
         normalize = self.source.normalization.normalize  # a chunk at a time: never the whole split in float32
-        predicts_teacher = model.config.problem_type == "regression"  # trained on teacher targets
+        predicts_teacher = model.config.problem_type == "regression" and len(targets[0]) == model.config.num_labels
         r2 = representation_r2(batched(lambda v: model(pixel_values=normalize(v)).logits, images, self.acc.device),
                                targets) if predicts_teacher else None
         self.recalibrate(model)
