@@ -122,3 +122,50 @@ def write_benchmark_config():
         return path
 
     return write
+
+
+def rgb_images(n: int, seed: int = 0) -> np.ndarray:
+    """uint8 `(n, 16, 16, 3)`: a bright square in the top half for even rows, in the bottom half for odd ones."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, (n, 16, 16, 3), dtype=np.uint8)
+    for i in range(n):
+        top = 1 + 8 * (i % 2)
+        images[i, top : top + 6, 5:11] = [220, 180, 120]
+    return images
+
+
+@pytest.fixture(scope="session")
+def write_shared_set():
+    """`write(folder, shape, objective, n=8)`: a set shared by another method (see `shared_set`)."""
+    return shared_set
+
+
+def shared_set(folder, shape: str, objective: str, n: int = 8):
+    """A set as another method would share it: `shape` parquet or imagefolder, `objective` labels or targets.
+    Returns the folder, the images `(n, 16, 16, 3)` and the labels `(n,)` or targets `(n, 4)`."""
+    import datasets
+    from PIL import Image
+
+    images = rgb_images(n)
+    values = np.arange(n) % 2 if objective == "labels" else np.random.default_rng(1).normal(size=(n, 4))
+    if shape == "parquet":
+        columns = {"image": [Image.fromarray(image) for image in images]}
+        features = {"image": datasets.Image()}
+        if objective == "labels":
+            columns["label"], features["label"] = values.tolist(), datasets.ClassLabel(names=["top", "bottom"])
+        else:
+            columns["target"], features["target"] = values.tolist(), datasets.List(datasets.Value("float32"))
+        (folder / "data").mkdir(parents=True)
+        datasets.Dataset.from_dict(columns, features=datasets.Features(features)).to_parquet(
+            str(folder / "data" / "train-00000-of-00001.parquet"))
+    else:
+        rows = []
+        for i, (image, value) in enumerate(zip(images, values)):
+            sub = folder / "train" / (["top", "bottom"][value] if objective == "labels" else "")
+            sub.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(sub / f"{i}.png")
+            if objective == "targets":
+                rows.append({"file_name": f"{i}.png", "target": value.tolist()})
+        if rows:
+            (folder / "train" / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(folder), images, values

@@ -199,3 +199,59 @@ def test_every_probe_reads_batch_norm_statistics_re_estimated_on_the_held_out_im
     assert any(on[key]["accuracy"] != off[key]["accuracy"] for key in on if key[1] != "label-free")
     with pytest.raises(ConfigError, match="recalibrate_batch_norm changed"):
         Benchmark(BenchmarkConfig.from_yaml(config, {"recalibrate_batch_norm": True}))
+
+
+def test_a_set_shared_by_another_method_stands_in_the_table_as_a_row_of_its_own(tiny_distilled, tiny_labelled,
+                                                                                tmp_path, write_benchmark_config,
+                                                                                write_shared_set):
+    """Six 16x16 RGB images with labels, made elsewhere: pre-trained in the benchmark's 12x12 grey by the supervised
+    recipe, reported as `labels-6`, paired with `distilled` of its size; a changed set is not mixed with its rows."""
+    from transformers import AutoModelForImageClassification
+
+    shared, _, _ = write_shared_set(tmp_path / "other", "parquet", "labels", n=6)
+    config = write_benchmark_config(tmp_path / "b.yaml", tiny_distilled, tiny_labelled, methods=["distilled"],
+                                    shared={"labels-6": shared}, targets=[{"dataset": tiny_labelled,
+                                                                           "name": "top-bottom"}],
+                                    protocols=["linear"], label_free_images=16)
+    rows = Benchmark(BenchmarkConfig.from_yaml(config)).run()
+    mine = {(r["seed"], r["target"]): r for r in rows if r["method"] == "labels-6"}
+    assert set(mine) == {(s, t) for s in (0, 1) for t in ("top-bottom", "label-free")}
+    assert all(r["m"] == 6 for r in mine.values()) and mine[(0, "label-free")]["r2"] is None
+    folder = tmp_path / "bench" / "models" / "labels-6-m6-convnet-seed0"
+    model = AutoModelForImageClassification.from_pretrained(folder)
+    assert (model.config.num_channels, model.config.image_size, model.config.num_labels) == (1, 12, 2)
+    assert "dsa: true" in (folder / "pretrain_config.yaml").read_text()
+    table = (tmp_path / "bench" / "results.md").read_text()
+    assert "- `labels-6`: the shared set `other`" in table and "| labels-6 (m=6) |" in table
+    assert "| 6 | labels-6 |" in table, "paired with distilled of its size"
+    import datasets
+
+    data_file = tmp_path / "other" / "data" / "train-00000-of-00001.parquet"
+    datasets.Dataset.from_parquet(str(data_file)).map(lambda row: {"label": 1 - row["label"]}).to_parquet(
+        str(tmp_path / "flipped.parquet"))
+    (tmp_path / "flipped.parquet").replace(data_file)  # the same images, other labels
+    with pytest.raises(ConfigError, match="the set shared:labels-6"):
+        Benchmark(BenchmarkConfig.from_yaml(config))
+
+
+def test_sets_with_labels_resume_only_under_the_recipe_they_ran_with(finished, tmp_path):
+    """A benchmark saved before labels had their own recipe ran them as targets (lr 0.1, no DSA): its random and
+    kmeans rows are not mixed with rows of the supervised recipe; without them, it resumes."""
+    import shutil
+
+    config, rows = finished
+    shutil.copytree(config.parent / "bench", tmp_path / "bench")
+    saved_file = tmp_path / "bench" / "benchmark_config.yaml"
+    saved = yaml.safe_load(saved_file.read_text())
+    assert saved["labels_recipe"] == {"learning_rate": 0.01, "weight_decay": 5e-4, "lr_drop": 0.5, "dsa": True}
+    del saved["labels_recipe"]
+    saved_file.write_text(yaml.safe_dump(saved))
+    resume = {"output_dir": str(tmp_path / "bench")}
+    with pytest.raises(ConfigError, match="other settings .*labels_recipe"):
+        Benchmark(BenchmarkConfig.from_yaml(config, resume))
+    kept = [r for r in rows if r["method"] not in ("random", "kmeans")]
+    (tmp_path / "bench" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    for method in ("random", "kmeans"):
+        for folder in (tmp_path / "bench" / "models").glob(f"{method}-*"):
+            shutil.rmtree(folder)
+    assert Benchmark(BenchmarkConfig.from_yaml(config, resume)).pending("random", 6, "convnet", 0)
