@@ -37,6 +37,11 @@ def test_the_fashion_mnist_benchmark_parses():
     ({"pretrain": {"num_epoch": 3}}, "unknown key pretrain.num_epoch in .*; valid keys: .*num_epochs"),
     ({"pretrain": {"learning_rate": "fast"}}, "pretrain.learning_rate='fast' in .* is not of type float"),
     ({"pretrain": {"seed": 3}}, "pretrain.seed in .* is set by the benchmark"),
+    ({"pretrain": {"channels": 3}}, "pretrain.channels in .* is set by the benchmark"),  # the source's, for every set
+    ({"pretrain": {"dsa": "on"}}, "pretrain.dsa='on' in .* is not of type bool or null"),
+    ({"shared": {"random": "user/set"}}, "shared: 'random' cannot name a row"),
+    ({"shared": {"dc ipc10": "user/set"}}, "shared: 'dc ipc10' cannot name a row"),
+    ({"shared": {"dc": 3}}, "shared: dc: 3 is not a folder or Hub id"),
     ({"finetune": {"max_steps": "10"}}, "finetune.max_steps='10' in .* is not of type int"),
     ({"linear": {"protocol": "finetune"}}, "linear.protocol in .* is set by the benchmark"),
     ({"linear": 3}, "linear=3 in .* is not of type dict"),

@@ -21,7 +21,8 @@ from .methods import METHODS
 
 PROTOCOLS = ("linear", "finetune")
 SET_BY_BENCHMARK = {  # fields of the nested configs that each run sets itself: giving them is a mistake
-    PretrainConfig: ("distilled", "arch", "seed", "output_dir"),
+    PretrainConfig: ("distilled", "distilled_revision", "image_column", "label_column", "arch", "channels",
+                     "resolution", "seed", "output_dir"),
     TransferConfig: ("target", "target_config", "target_revision", "image_column", "label_column", "train_split",
                      "test_split", "max_train_samples", "pretrained", "protocol", "seed", "output_dir"),
 }

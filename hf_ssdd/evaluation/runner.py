@@ -137,10 +137,10 @@ class Benchmark:
         epochs = self.cfg.full_epochs if name == "full" else self.cfg.pretrain.get("num_epochs", 1000)
         cfg = PretrainConfig(**{**self.cfg.pretrain, "num_epochs": epochs, "seed": seed, "output_dir": str(folder),
                                 "distilled": f"{name} (m={m})", "arch": arch})
+        uses_labels = data is not None and data.uses_labels and not kd
+        cfg = cfg.for_objective(uses_labels)
         history, start = [{"step": 0, "loss": float("nan")}], time.perf_counter()
         if data is not None:
-            uses_labels = data.uses_labels and not kd
-            cfg = cfg.for_objective(uses_labels)
             model.config.problem_type = "single_label_classification" if uses_labels else "regression"
             history = fit_learner(model, data, cfg, self.acc, teacher=self.source.teacher if kd else None)
         if self.acc.is_main_process:
