@@ -416,7 +416,8 @@ def pretrained_card(model, cfg, stats: dict) -> str:
         optimiser += f", lr x0.1 after {cfg.lr_drop:.0%} of the steps"
     if cfg.dsa:
         optimiser += ", DSA augmentation"
-    training = f"{cfg.num_epochs} epochs = {stats['steps']} steps, final loss {stats['final_loss']:.4g}"
+    epochs = f"{cfg.num_epochs} epochs" + (f", at most {cfg.max_steps} steps" if cfg.max_steps else "")
+    training = f"{epochs} = {stats['steps']} steps, final loss {stats['final_loss']:.4g}"
     text = f"""---
 {data.to_yaml()}
 ---

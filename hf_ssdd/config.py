@@ -523,6 +523,11 @@ class PretrainConfig(ModelOutputConfig):
                           "images instead of the stored targets."},
     )
     num_epochs: int = field(default=1000, metadata={"help": "Passes over the distilled set."})
+    max_steps: int | None = field(
+        default=None,
+        metadata={"help": "At most this many SGD steps (a compute budget equal across set sizes); default: the "
+                          "steps of num_epochs."},
+    )
     batch_size: int = field(default=256, metadata={"help": "Images per step (at most the set's size), all processes."})
     learning_rate: float | None = field(
         default=None, metadata={"help": "SGD learning rate; default: 0.1 for targets (MSE), 0.01 for labels."}
@@ -553,7 +558,8 @@ class PretrainConfig(ModelOutputConfig):
     def __post_init__(self):
         _check_choices(self)
         trackers(self.report_to)
-        _check_positive(self, "num_epochs", "batch_size", "learning_rate", "resolution", "logging_steps")
+        _check_positive(self, "num_epochs", "max_steps", "batch_size", "learning_rate", "resolution",
+                        "logging_steps")
         if self.momentum < 0 or (self.weight_decay or 0) < 0 or self.crop_padding < 0:
             raise ConfigError("momentum, weight_decay and crop_padding must be >= 0.")
         if self.lr_drop is not None and not 0 < self.lr_drop <= 1:

@@ -43,7 +43,7 @@ from .training_sets import TrainingSet
 def fit_learner(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accelerator, teacher=None) -> list[dict]:
     """Train `model` (an `AutoModelForImageClassification`) in place on `data`; return the logged history.
 
-    Steps are `num_epochs * ceil(m / batch_size)`; batch `step` is a slice of a seeded permutation of the set, and
+    Steps are `num_epochs * ceil(m / batch_size)`, at most `max_steps`; batch `step` is a slice of a seeded permutation of the set, and
     every process takes its share of it. With `teacher`, targets are its representations of each (augmented) batch.
     Fields of `cfg` left None follow the recipe of the objective (`PretrainConfig.for_objective`): class labels
     train by cross-entropy, targets (and a teacher's) by MSE.
@@ -55,7 +55,7 @@ def fit_learner(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accele
     uses_labels = data.uses_labels and teacher is None
     cfg = cfg.for_objective(uses_labels)
     batch_size = min(cfg.batch_size, m)
-    max_steps = cfg.num_epochs * math.ceil(m / batch_size)
+    max_steps = min(cfg.num_epochs * math.ceil(m / batch_size), cfg.max_steps or math.inf)
     model, optimizer = acc.prepare(model, sgd(model.parameters(), cfg))
     scheduler = None
     if cfg.lr_drop < 1:

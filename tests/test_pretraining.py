@@ -167,3 +167,12 @@ def test_labels_train_with_the_rate_cut_tenfold_at_half_and_with_dsa():
     rates = [entry["learning_rate"] for entry in history]  # 8 steps; logged after each step's scheduler update
     assert rates == pytest.approx([0.01] * 3 + [0.001] * 5)
     assert not all(torch.equal(with_dsa[k], without[k]) for k in with_dsa), "DSA changes what the learner sees"
+
+
+def test_max_steps_caps_the_epochs_of_a_large_set_and_leaves_a_small_one_alone():
+    """6 epochs of 12 images in batches of 5 are 18 steps; a cap of 10 stops there, a cap of 50 changes nothing."""
+    _, capped = _fit_recipe_like(3, max_steps=10)
+    assert capped[-1]["step"] == 10
+    full, history = _fit_recipe_like(3)
+    loose, loose_history = _fit_recipe_like(3, max_steps=50)
+    assert loose_history == history and all(torch.equal(full[k], loose[k]) for k in full)
