@@ -43,8 +43,9 @@ from .training_sets import TrainingSet
 def fit_learner(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accelerator, teacher=None) -> list[dict]:
     """Train `model` (an `AutoModelForImageClassification`) in place on `data`; return the logged history.
 
-    Steps are `num_epochs * ceil(m / batch_size)`, at most `max_steps`; batch `step` is a slice of a seeded permutation of the set, and
-    every process takes its share of it. With `teacher`, targets are its representations of each (augmented) batch.
+    Steps are `num_epochs * ceil(m / batch_size)`, at most `max_steps`; batch `step` is a slice of a seeded
+    permutation of the set, and every process takes its share of it. With `teacher`, targets are its representations
+    of each (augmented) batch.
     Fields of `cfg` left None follow the recipe of the objective (`PretrainConfig.for_objective`): class labels
     train by cross-entropy, targets (and a teacher's) by MSE.
     """
