@@ -118,9 +118,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
     acc = stage_accelerator(cfg)
     with acc.main_process_first():
         data = load_training_set(cfg.distilled, cfg.distilled_revision, cfg.image_column, cfg.label_column)
-    _, channels, resolution, _ = data.pixel_values.shape
-    data = data.to_input(cfg.channels or channels, cfg.resolution or resolution)
-    _, channels, resolution, _ = data.pixel_values.shape
+    _, own_channels, own_resolution, _ = data.pixel_values.shape
+    channels, resolution = cfg.channels or own_channels, cfg.resolution or own_resolution
+    data = data.to_input(channels, resolution)
     teacher = None
     if cfg.teacher is not None:
         from .teachers import Teacher

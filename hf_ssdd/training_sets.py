@@ -82,7 +82,7 @@ def distilled_training_set(distilled) -> TrainingSet:
 def load_training_set(name: str, revision: str | None = None, image_column: str | None = None,
                       label_column: str | None = None) -> TrainingSet:
     """The set `name` (folder or Hub id), as the module docstring says; a `ConfigError` naming what is missing."""
-    from .data import find_column, image_column as find_image_column, load_source
+    from .data import image_column as find_image_column, load_source
     from .distilled_set import DistilledSet, hf_ssdd_card
     from .image_store import decode_images
 
@@ -96,10 +96,10 @@ def load_training_set(name: str, revision: str | None = None, image_column: str 
     if TARGET_COLUMN in ds.column_names and label_column is None:
         targets = _float_targets(ds, name)
     else:
-        import datasets
+        from .targets import label_column as find_label_column
 
         try:
-            column = find_column(ds, "label_column", label_column, (datasets.ClassLabel,), ("label", "labels"))
+            column = find_label_column(ds, label_column)
         except ConfigError as err:
             if label_column is not None:
                 raise
