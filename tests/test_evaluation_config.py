@@ -26,7 +26,25 @@ def test_bad_configs_are_one_line_errors(tmp_path, write_benchmark_config):
 def test_the_fashion_mnist_benchmark_parses():
     cfg = BenchmarkConfig.from_yaml(FASHION_MNIST)
     assert [t.name for t in cfg.targets] == ["fashion-mnist-100", "fashion-mnist-1000", "digits"]
-    assert cfg.pretrain["weight_decay"] == 1e-3 and cfg.seeds == [0, 1, 2]
+    assert [Path(d).name for d in cfg.distilled] == [f"fashion-mnist-krr-st-m{m}" for m in (10, 100, 1000)]
+    assert cfg.pretrain["max_steps"] == 1000 and cfg.seeds == [0, 1, 2]
+    assert (FASHION_MNIST.parents[1] / cfg.teacher / "config.json").exists()  # the committed teacher
+
+
+FORMER_FASHION_MNIST = {  # benchmarks/fashion_mnist.yaml of issue 4, with its pinned transfer settings
+    "distilled": ["outputs/fashion-mnist-krr-st-m10", "outputs/fashion-mnist-krr-st-m100"],
+    "teacher": "outputs/fashion-mnist-teacher", "output_dir": "outputs/benchmark-fashion-mnist",
+    "methods": ["scratch", "init", "random", "kmeans", "distilled"],
+    "targets": [{"dataset": "fashion_mnist", "name": "fashion-mnist-100", "max_train_samples": 100},
+                {"dataset": "fashion_mnist", "name": "fashion-mnist-1000", "max_train_samples": 1000},
+                {"dataset": "digits", "name": "digits"}],
+    "protocols": ["linear", "finetune"], "seeds": [0, 1, 2],
+    "pretrain": {"num_epochs": 1000, "batch_size": 256, "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 1e-3},
+    "finetune": {"max_steps": 200, "batch_size": 128, "learning_rate": 0.01, "crop_fill": "mean",
+                 "target_normalization": "source"},
+    "linear": {"max_steps": 500, "target_normalization": "source"},
+    "full_epochs": 4, "label_free_split": "test", "label_free_images": 2000,
+}
 
 
 @pytest.mark.parametrize("values, message", [
@@ -75,10 +93,10 @@ def test_overrides_win_over_the_file(tmp_path, write_benchmark_config):
     assert cfg.seeds == [5] and cfg.linear == {} and cfg.finetune == {"max_steps": 3, "batch_size": 16}
 
 
-def test_a_benchmark_saved_before_the_transfer_settings_grew_resumes_under_the_pinned_fashion_mnist_config(tmp_path):
+def test_a_benchmark_saved_before_the_transfer_settings_grew_resumes_under_its_pinned_config(tmp_path):
     """`benchmark_config.yaml` is compared key by key on resume. A folder saved before `crop_fill`,
     `target_normalization` and `finetune_steps` existed ran with mean padding and the source's statistics, which
-    benchmarks/fashion_mnist.yaml pins, and without re-estimating BatchNorm statistics before its probes: with that
+    the issue 4 config pinned, and without re-estimating BatchNorm statistics before its probes: with that
     pinned too, it resumes; under the new defaults it refuses instead of mixing the two."""
     target = {"config": None, "train_split": "train", "test_split": "test", "image_column": None, "label_column": None}
     saved = {  # dataclasses.asdict of benchmarks/fashion_mnist.yaml as the former hf_ssdd.benchmark parsed it
@@ -95,7 +113,8 @@ def test_a_benchmark_saved_before_the_transfer_settings_grew_resumes_under_the_p
         "full_epochs": 4, "label_free_split": "test", "label_free_images": 2000, "rerun_changed_sets": False,
     }
     (tmp_path / CONFIG_FILE).write_text(yaml.safe_dump(saved))
-    cfg = BenchmarkConfig.from_yaml(FASHION_MNIST, {"recalibrate_batch_norm": False})
+    (tmp_path / "former.yaml").write_text(yaml.safe_dump(FORMER_FASHION_MNIST))
+    cfg = BenchmarkConfig.from_yaml(tmp_path / "former.yaml", {"recalibrate_batch_norm": False})
     check_resumable(cfg, tmp_path, {}, {})
     with pytest.raises(ConfigError, match="recalibrate_batch_norm changed"):
         check_resumable(dataclasses.replace(cfg, recalibrate_batch_norm=True), tmp_path, {}, {})
