@@ -33,7 +33,7 @@ from hf_ssdd.subsets import initial_indices
 
 def drift(distilled: DistilledSet, start: torch.Tensor, source: Source) -> dict:
     """How far `distilled` is from its start `(m, C, H, W)` (normalised), and from the teacher's view of it."""
-    x, y = distilled.pixel_values, distilled.targets
+    x, y, start = distilled.pixel_values.cpu(), distilled.targets.cpu(), start.cpu()
     pixels = distilled.normalization.denormalize(x)
     with torch.no_grad():
         teacher = source.teacher.on_normalized(x.to(source.device), distilled.normalization).cpu()
@@ -45,8 +45,10 @@ def drift(distilled: DistilledSet, start: torch.Tensor, source: Source) -> dict:
 
 
 def checkpoint_sets(distilled_dir: str, output_dir: str | None) -> list[dict]:
+    from accelerate import PartialState
+
     finished = DistilledSet.load(distilled_dir)
-    source = Source(finished, None, "cpu")
+    source = Source(finished, None, PartialState().device)
     m = len(finished.pixel_values)
     start = source.normalization.normalize(source.images[initial_indices(len(source.images), m, source.seed)])
     rows = []
