@@ -87,19 +87,28 @@ def tiny_labelled(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_distilled(tiny_labelled, tiny_teacher, tmp_path_factory):
-    """A distilled set of 6 images of `tiny_labelled` (3 outer steps), as `hf-ssdd distill` writes it."""
+def distill_tiny(tiny_labelled, tiny_teacher):
+    """`distill(path, **overrides)`: 6 images of `tiny_labelled` (3 outer steps unless overridden), written to
+    `path` as `hf-ssdd distill` writes them; returns the folder."""
     from hf_ssdd.config import DistillConfig
     from hf_ssdd.distill import Distiller
 
-    path = tmp_path_factory.mktemp("distilled") / "m6"
-    cfg = DistillConfig(
-        dataset=tiny_labelled, teacher=tiny_teacher, output_dir=str(path), num_synthetic=6, max_steps=3,
-        batch_size=16, learner_depth=2, learner_width=4, pool_size=2, pool_steps=4, learning_rate=1e-2,
-        report_to="none",
-    )
-    Distiller(cfg).train()
-    return str(path)
+    def distill(path, **overrides) -> str:
+        cfg = DistillConfig(**{
+            "dataset": tiny_labelled, "teacher": tiny_teacher, "output_dir": str(path), "num_synthetic": 6,
+            "max_steps": 3, "batch_size": 16, "learner_depth": 2, "learner_width": 4, "pool_size": 2, "pool_steps": 4,
+            "learning_rate": 1e-2, "report_to": "none", **overrides,
+        })
+        Distiller(cfg).train()
+        return str(path)
+
+    return distill
+
+
+@pytest.fixture(scope="session")
+def tiny_distilled(distill_tiny, tmp_path_factory):
+    """A distilled set of 6 images of `tiny_labelled` (3 outer steps), as `hf-ssdd distill` writes it."""
+    return distill_tiny(tmp_path_factory.mktemp("distilled") / "m6")
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from hf_ssdd.config import DistillConfig
-from hf_ssdd.distill import Distiller
 from hf_ssdd.distilled_set import DistilledSet
 from hf_ssdd.evaluation.methods import Source
 from hf_ssdd.subsets import initial_indices
@@ -25,15 +23,9 @@ def checkpoint_sets(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def distilled_with_checkpoints(tiny_labelled, tiny_teacher, tmp_path_factory):
-    path = tmp_path_factory.mktemp("steps") / "m6"
-    cfg = DistillConfig(
-        dataset=tiny_labelled, teacher=tiny_teacher, output_dir=str(path), num_synthetic=6, max_steps=4,
-        batch_size=16, learner_depth=2, learner_width=4, pool_size=2, pool_steps=4, learning_rate=1e-1,
-        save_steps=2, save_total_limit=None, report_to="none",
-    )
-    Distiller(cfg).train()
-    return str(path)
+def distilled_with_checkpoints(distill_tiny, tmp_path_factory):
+    return distill_tiny(tmp_path_factory.mktemp("steps") / "m6", max_steps=4, learning_rate=1e-1, save_steps=2,
+                        save_total_limit=None)
 
 
 def test_each_checkpoint_is_written_as_a_set_and_the_last_one_is_the_finished_set(
