@@ -30,3 +30,19 @@ def test_the_curve_is_drawn_and_linked_when_there_are_several_sizes(tmp_path, si
     assert (tmp_path / "curve.png").exists() == several
     assert ("![data-efficiency curve](curve.png)" in table) == several
     assert "| distilled (m=10) | 55.00 ± 1.00 |" in table  # 0.5 + 0.04 + 0.01 x seed
+
+
+def test_the_paired_table_gives_intervals_over_seeds_and_none_for_one_seed(tmp_path):
+    """rows(): distilled and init have the same scores per seed (difference exactly 0, interval of no width);
+    scratch is below by 0.04 (m=10's length term) at every seed."""
+    cfg = BenchmarkConfig(distilled=["set-10"], targets=[{"dataset": "t"}], protocols=["linear"],
+                          methods=["scratch", "init", "random", "distilled", "full"])
+    for seeds in ("three", "one"):
+        (tmp_path / seeds).mkdir()
+    write_report(rows([10]), cfg, tmp_path / "three")
+    table = (tmp_path / "three" / "results.md").read_text()
+    assert "| 10 | scratch | +4.00 [+4.00, +4.00] ▲ |" in table
+    assert "| 10 | init | +0.00 [+0.00, +0.00] |" in table
+    write_report(rows([10], seeds=(0,)), cfg, tmp_path / "one")
+    table = (tmp_path / "one" / "results.md").read_text()
+    assert "| 10 | scratch | +4.00 (one seed: no interval) |" in table and "nan" not in table

@@ -12,7 +12,7 @@ from ..config import ConfigError
 from ..provenance import public_name
 from .config import BenchmarkConfig
 from .methods import METHODS
-from .paired import comparisons, half_width
+from .paired import PairedDifference, comparisons, half_width
 from .results import LABEL_FREE, LABEL_FREE_COLUMNS, read_results, summarise
 
 PROTOCOL_TITLES = {"linear": "Linear probe", "finetune": "Fine-tuning"}
@@ -73,13 +73,8 @@ def paired_tables(rows: list[dict], tables: list, shared: tuple[str, ...] = ()) 
         lines += [f"\n### {title.split(':')[0]}: distilled − baseline, {unit}, mean [95% interval], paired by seed\n",
                   "| m | baseline | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
         for m, arch, baseline in keys:
-            cells = []
-            for column in columns:
-                d = compared.get((protocol, column), {}).get((m, arch, baseline))
-                digits = 2 if scale == 100 else 3
-                cells.append("" if d is None else f"{d.mean * scale:+.{digits}f} [{d.low * scale:+.{digits}f}, "
-                             f"{d.high * scale:+.{digits}f}]{' ▲' if d.above_zero else ''}"
-                             f"{f' ({d.against})' if d.against else ''}")
+            cells = [_difference(compared.get((protocol, column), {}).get((m, arch, baseline)), scale)
+                     for column in columns]
             lines.append(f"| {m} | {baseline} | " + " | ".join(cells) + " |")
     if lines:
         lines.insert(0, "\n## Paired differences\n\nWithin a seed every method shares the labelled sample, the "
@@ -87,6 +82,17 @@ def paired_tables(rows: list[dict], tables: list, shared: tuple[str, ...] = ()) 
                         "baseline` is compared seed by seed: mean and Student-t 95% interval over the seeds' "
                         "differences. ▲: the whole interval is above zero.")
     return lines
+
+
+def _difference(d: PairedDifference | None, scale: int) -> str:
+    """`+1.23 [+0.45, +2.01] ▲ (kmeans)`: mean, interval, ▲ when it is above zero, the baseline a row stands for;
+    one seed gives no interval, and says so rather than printing NaN."""
+    if d is None:
+        return ""
+    digits = 2 if scale == 100 else 3
+    interval = ("(one seed: no interval)" if math.isnan(d.low)
+                else f"[{d.low * scale:+.{digits}f}, {d.high * scale:+.{digits}f}]{' ▲' if d.above_zero else ''}")
+    return f"{d.mean * scale:+.{digits}f} {interval}{f' ({d.against})' if d.against else ''}"
 
 
 def plot(summary: dict, tables: list, cfg: BenchmarkConfig, archs: list[str], path: Path) -> None:
