@@ -46,3 +46,17 @@ def test_the_paired_table_gives_intervals_over_seeds_and_none_for_one_seed(tmp_p
     write_report(rows([10], seeds=(0,)), cfg, tmp_path / "one")
     table = (tmp_path / "one" / "results.md").read_text()
     assert "| 10 | scratch | +4.00 (one seed: no interval) |" in table and "nan" not in table
+
+
+def test_the_curve_has_a_row_of_paired_differences_when_distilled_has_baselines(tmp_path):
+    from PIL import Image
+
+    heights = {}
+    for methods in (["distilled", "full"], ["scratch", "init", "random", "distilled", "full"]):
+        out = tmp_path / str(len(methods))
+        out.mkdir()
+        cfg = BenchmarkConfig(distilled=["set-10", "set-100"], targets=[{"dataset": "t"}], protocols=["linear"],
+                              methods=methods)
+        write_report([r for r in rows([10, 100]) if r["method"] in methods], cfg, out)
+        heights[len(methods)] = Image.open(out / "curve.png").height
+    assert heights[5] > 1.5 * heights[2]

@@ -1,6 +1,7 @@
 """What a benchmark reports: `results.md` (mean ± std tables, and `distilled` against its baselines paired by seed
-with 95% intervals), `results.png` (bars with 95% intervals of the mean), `curve.png` (each method against m, when
-the benchmark has sets of more than one size), and a distilled set's card."""
+with 95% intervals), `results.png` (bars with 95% intervals of the mean), `curve.png` (each method against m, and
+`distilled` minus each baseline paired by seed, when the benchmark has sets of more than one size), and a distilled
+set's card."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ..config import ConfigError
 from ..provenance import public_name
 from .config import BenchmarkConfig
 from .methods import METHODS
-from .paired import PairedDifference, comparisons, half_width
+from .paired import BEST_SUBSET, PairedDifference, comparisons, half_width
 from .results import LABEL_FREE, LABEL_FREE_COLUMNS, read_results, summarise
 
 PROTOCOL_TITLES = {"linear": "Linear probe", "finetune": "Fine-tuning"}
@@ -54,7 +55,8 @@ def write_report(rows: list[dict], cfg: BenchmarkConfig, out: Path) -> None:
     sizes = sorted({r["m"] for r in rows if r["m"] is not None})
     if len(sizes) > 1:
         curve_tables = [t for t in tables if t[0] == "linear"] + [t for t in tables if t[0] == LABEL_FREE]
-        plot_curve(summary, curve_tables, cfg, archs, sizes, out / "curve.png")
+        plot_curve(summary, comparisons(rows, tuple(cfg.shared)), curve_tables, cfg, archs, sizes,
+                   out / "curve.png")
         lines.insert(2, "![data-efficiency curve](curve.png)\n")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     plot(summary, tables, cfg, archs, out / "results.png")
@@ -123,11 +125,14 @@ def plot(summary: dict, tables: list, cfg: BenchmarkConfig, archs: list[str], pa
     plt.close(fig)
 
 
-def plot_curve(summary: dict, tables: list, cfg: BenchmarkConfig, archs: list[str], sizes: list[int],
-               path: Path) -> None:
-    """The data-efficiency curve: one panel per column of `tables` (a target's linear probe, a label-free score),
-    m on a log axis, one line per method with its 95% interval of the mean shaded; methods that do not depend on m
-    (`scratch`, `full`) are horizontal bands across the panel."""
+def plot_curve(summary: dict, compared: dict, tables: list, cfg: BenchmarkConfig, archs: list[str],
+               sizes: list[int], path: Path) -> None:
+    """The data-efficiency curve: one column of panels per column of `tables` (a target's linear probe, a
+    label-free score), m on a log axis. Top row: one line per method, its 95% interval of the mean shaded; methods
+    that do not depend on m (`scratch`, `full`) are horizontal bands. Bottom row: `distilled − baseline` paired by
+    seed (`compared`, from `paired.comparisons`), its paired 95% interval shaded: the seeds' shared noise (the
+    labelled sample, the learner's initialisation) makes the top row's intervals overlap where the differences are
+    clear."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -135,8 +140,11 @@ def plot_curve(summary: dict, tables: list, cfg: BenchmarkConfig, archs: list[st
 
     panels = [(protocol, column, scale) for protocol, _, columns, scale in tables for column in columns
               if summary.get((protocol, column))]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 2, 4), squeeze=False)
+    paired = any(compared.get((protocol, column)) for protocol, column, _ in panels)
+    fig, axes = plt.subplots(1 + paired, len(panels), figsize=(4.2 * len(panels) + 2, 4 + 3.5 * paired),
+                             squeeze=False)
     colours = {name: f"C{i % 10}" for i, name in enumerate([*cfg.methods, *cfg.shared])}
+    colours[BEST_SUBSET] = "black"
     for ax, (protocol, column, scale) in zip(axes[0], panels):
         stats = summary[(protocol, column)]
         lines = {}
@@ -153,12 +161,30 @@ def plot_curve(summary: dict, tables: list, cfg: BenchmarkConfig, archs: list[st
             ax.plot(xs, means, style, color=colour, label=_label(method, None, arch, archs), markersize=4)
             ax.fill_between(xs, [a - h for a, h in zip(means, halves)], [a + h for a, h in zip(means, halves)],
                             color=colour, alpha=0.15, linewidth=0)
+        ax.set_title(f"{PROTOCOL_TITLES.get(protocol, 'Label-free')}: {column}", fontsize=10)
+        ax.set_ylabel("accuracy (%)" if scale == 100 else "R²")
+    if paired:
+        for ax, (protocol, column, scale) in zip(axes[1], panels):
+            lines = {}
+            for (m, arch, baseline), d in compared.get((protocol, column), {}).items():
+                lines.setdefault((baseline, arch), []).append((m, d))
+            for (baseline, arch), points in sorted(lines.items()):
+                points.sort(key=lambda point: point[0])
+                xs = [m for m, _ in points]
+                colour = colours.get(baseline, "grey")
+                ax.plot(xs, [d.mean * scale for _, d in points], "o-", color=colour, markersize=4,
+                        label=f"distilled − {_label(baseline, None, arch, archs)}")
+                ax.fill_between(xs, [d.low * scale for _, d in points], [d.high * scale for _, d in points],
+                                color=colour, alpha=0.15, linewidth=0)
+            ax.axhline(0, color="grey", linewidth=0.8)
+            ax.set_ylabel(f"distilled − baseline ({'points' if scale == 100 else 'R²'})")
+        axes[1][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    for ax in axes.flat:
         ax.set_xscale("log")
         ax.set_xticks(sizes, [str(m) for m in sizes])
+        ax.set_xticks([], minor=True)
+    for ax in axes[-1]:
         ax.set_xlabel("m (images in the pre-training set)")
-        unit = "accuracy (%)" if scale == 100 else "R²"
-        ax.set_title(f"{PROTOCOL_TITLES.get(protocol, 'Label-free')}: {column}", fontsize=10)
-        ax.set_ylabel(unit)
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
