@@ -5,8 +5,8 @@ other `datasets` source, e.g. a set distilled by another method and shared on th
 needs an image column and one of:
 
 - a float `target` column, `(d,)` per image: representations to regress (MSE), as KRR-ST's;
-- a class label column (the first `ClassLabel`, else `label`, or `--label_column`): cross-entropy, as the paper
-  pre-trains the sets of supervised distillation methods.
+- a class label column (the first `ClassLabel`, else `label`, or `--label_column`; class indices or class names):
+  cross-entropy, as the paper pre-trains the sets of supervised distillation methods.
 
 A set with both is read as targets unless a label column is named. Its images are decoded at their own size and
 normalised with their own per-channel mean and std; `TrainingSet.to_input` then converts any set to the channels,
@@ -124,7 +124,12 @@ def _float_targets(ds, name: str) -> torch.Tensor:
 
 
 def _labels(ds, column: str, name: str) -> torch.Tensor:
-    """A class label column as int64 `(m,)`, every label a class index >= 0."""
+    """A class label column as int64 `(m,)`, every label a class index >= 0. Class names (strings, as a parquet
+    set without a `ClassLabel` feature holds them) are numbered in sorted order, as `datasets` numbers them."""
+    import datasets
+
+    if ds.features[column] == datasets.Value("string"):
+        ds = ds.class_encode_column(column)
     values = ds[column]
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         raise ConfigError(f"{name}: the label column {column!r} must hold class indices (integers); it holds "

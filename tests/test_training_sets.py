@@ -87,6 +87,16 @@ def test_pretrain_regresses_a_shared_target_column(tmp_path, write_shared_set):
     assert "learning_rate: 0.1" in (out / "pretrain_config.yaml").read_text()
 
 
+def test_class_names_are_numbered_in_sorted_order(tmp_path):
+    import datasets
+
+    rows = {"image": np.zeros((3, 16, 16, 3), np.uint8), "label": ["top", "bottom", "top"]}
+    features = datasets.Features({"image": datasets.Array3D((16, 16, 3), "uint8"), "label": datasets.Value("string")})
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "names"))
+    data = load_training_set(str(tmp_path / "names"))
+    assert data.uses_labels and data.targets.tolist() == [1, 0, 1] and data.num_outputs == 2
+
+
 def test_a_set_that_cannot_be_trained_on_is_one_clear_error(tmp_path):
     import datasets
 
@@ -95,12 +105,12 @@ def test_a_set_that_cannot_be_trained_on_is_one_clear_error(tmp_path):
         rows = {"image": np.zeros((2, 16, 16, 3), np.uint8), column: values}
         datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(folder))
 
-    strings = tmp_path / "strings"
-    save(strings, "label", ["top", "bottom"], datasets.Value("string"))
+    floats = tmp_path / "floats"
+    save(floats, "label", [0.5, 1.5], datasets.Value("float32"))
     with pytest.raises(ConfigError, match="must hold class indices"):
-        load_training_set(str(strings))
+        load_training_set(str(floats))
     with pytest.raises(ConfigError, match="label_column='kind' is not a column"):
-        load_training_set(str(strings), label_column="kind")
+        load_training_set(str(floats), label_column="kind")
     nan = tmp_path / "nan"
     save(nan, "target", [[0.0], [float("nan")]], datasets.List(datasets.Value("float32")))
     with pytest.raises(ConfigError, match="NaN or infinite"):
