@@ -165,19 +165,7 @@ def plot_curve(summary: dict, compared: dict, tables: list, cfg: BenchmarkConfig
         ax.set_ylabel("accuracy (%)" if scale == 100 else "R²")
     if paired:
         for ax, (protocol, column, scale) in zip(axes[1], panels):
-            lines = {}
-            for (m, arch, baseline), d in compared.get((protocol, column), {}).items():
-                lines.setdefault((baseline, arch), []).append((m, d))
-            for (baseline, arch), points in sorted(lines.items()):
-                points.sort(key=lambda point: point[0])
-                xs = [m for m, _ in points]
-                colour = colours.get(baseline, "grey")
-                ax.plot(xs, [d.mean * scale for _, d in points], "o-", color=colour, markersize=4,
-                        label=f"distilled − {_label(baseline, None, arch, archs)}")
-                ax.fill_between(xs, [d.low * scale for _, d in points], [d.high * scale for _, d in points],
-                                color=colour, alpha=0.15, linewidth=0)
-            ax.axhline(0, color="grey", linewidth=0.8)
-            ax.set_ylabel(f"distilled − baseline ({'points' if scale == 100 else 'R²'})")
+            _plot_paired(ax, compared.get((protocol, column), {}), scale, colours, archs)
         axes[1][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     for ax in axes.flat:
         ax.set_xscale("log")
@@ -189,6 +177,24 @@ def plot_curve(summary: dict, compared: dict, tables: list, cfg: BenchmarkConfig
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _plot_paired(ax, differences: dict, scale: int, colours: dict, archs: list[str]) -> None:
+    """One line per baseline of `differences` (`{(m, arch, baseline): PairedDifference}`) against m, its paired
+    95% interval shaded, and the zero line that the interval must clear."""
+    lines = {}
+    for (m, arch, baseline), d in differences.items():
+        lines.setdefault((baseline, arch), []).append((m, d))
+    for (baseline, arch), points in sorted(lines.items()):
+        points.sort(key=lambda point: point[0])
+        xs = [m for m, _ in points]
+        colour = colours.get(baseline, "grey")
+        ax.plot(xs, [d.mean * scale for _, d in points], "o-", color=colour, markersize=4,
+                label=f"distilled − {_label(baseline, None, arch, archs)}")
+        ax.fill_between(xs, [d.low * scale for _, d in points], [d.high * scale for _, d in points],
+                        color=colour, alpha=0.15, linewidth=0)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_ylabel(f"distilled − baseline ({'points' if scale == 100 else 'R²'})")
 
 
 def add_benchmark_results(folder: str | Path, results_dir: str | Path) -> Path:
