@@ -18,7 +18,9 @@ def test_the_interval_is_student_t_over_the_seeds_differences():
     half = 4.302652729911275 / math.sqrt(3)
     assert (d.mean, d.seeds) == (2.0, 3)
     assert d.low == pytest.approx(2 - half) and d.high == pytest.approx(2 + half)
-    assert not d.above_zero  # 2 - 2.48 < 0: three seeds this noisy cannot show it
+    assert not d.above_zero and not d.below_zero  # 2 - 2.48 < 0: three seeds this noisy cannot show it
+    below = paired_difference({0: 10.0, 1: 11.0, 2: 12.0}, {0: 11.0, 1: 12.0, 2: 13.5})  # -1, -1, -1.5
+    assert below.below_zero and not below.above_zero
 
 
 def test_pairing_removes_the_noise_the_seeds_share():

@@ -43,6 +43,7 @@ def test_the_paired_table_gives_intervals_over_seeds_and_none_for_one_seed(tmp_p
     table = (tmp_path / "three" / "results.md").read_text()
     assert "| 10 | scratch | +4.00 [+4.00, +4.00] ▲ |" in table
     assert "| 10 | init | +0.00 [+0.00, +0.00] |" in table
+    assert "| 10 | best of random, kmeans | +0.00 [+0.00, +0.00] (random) |" in table
     write_report(rows([10], seeds=(0,)), cfg, tmp_path / "one")
     table = (tmp_path / "one" / "results.md").read_text()
     assert "| 10 | scratch | +4.00 (one seed: no interval) |" in table and "nan" not in table

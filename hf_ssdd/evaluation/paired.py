@@ -34,6 +34,10 @@ class PairedDifference:
     def above_zero(self) -> bool:
         return self.low > 0
 
+    @property
+    def below_zero(self) -> bool:
+        return self.high < 0
+
 
 def t_quantile(degrees: int, level: float = 0.95) -> float:
     """The two-sided `level` quantile of Student's t with `degrees` degrees of freedom."""

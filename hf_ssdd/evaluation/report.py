@@ -82,18 +82,19 @@ def paired_tables(rows: list[dict], tables: list, shared: tuple[str, ...] = ()) 
         lines.insert(0, "\n## Paired differences\n\nWithin a seed every method shares the labelled sample, the "
                         "probe's and fine-tuning's randomness and the learner's initialisation, so `distilled − "
                         "baseline` is compared seed by seed: mean and Student-t 95% interval over the seeds' "
-                        "differences. ▲: the whole interval is above zero.")
+                        "differences. ▲ (▼): the whole interval is above (below) zero.")
     return lines
 
 
 def _difference(d: PairedDifference | None, scale: int) -> str:
-    """`+1.23 [+0.45, +2.01] ▲ (kmeans)`: mean, interval, ▲ when it is above zero, the baseline a row stands for;
-    one seed gives no interval, and says so rather than printing NaN."""
+    """`+1.23 [+0.45, +2.01] ▲ (kmeans)`: mean, interval, ▲ (▼) when it is above (below) zero, the baseline a row
+    stands for; one seed gives no interval, and says so rather than printing NaN."""
     if d is None:
         return ""
     digits = 2 if scale == 100 else 3
+    sign = " ▲" if d.above_zero else " ▼" if d.below_zero else ""
     interval = ("(one seed: no interval)" if math.isnan(d.low)
-                else f"[{d.low * scale:+.{digits}f}, {d.high * scale:+.{digits}f}]{' ▲' if d.above_zero else ''}")
+                else f"[{d.low * scale:+.{digits}f}, {d.high * scale:+.{digits}f}]{sign}")
     return f"{d.mean * scale:+.{digits}f} {interval}{f' ({d.against})' if d.against else ''}"
 
 
