@@ -27,7 +27,7 @@ def test_the_fashion_mnist_benchmark_parses():
     cfg = BenchmarkConfig.from_yaml(FASHION_MNIST)
     assert [t.name for t in cfg.targets] == ["fashion-mnist-100", "fashion-mnist-1000", "digits"]
     assert [Path(d).name for d in cfg.distilled] == [f"fashion-mnist-krr-st-m{m}" for m in (10, 100, 1000)]
-    assert cfg.pretrain["max_steps"] == 1000 and cfg.seeds == [0, 1, 2]
+    assert cfg.pretrain["max_steps"] == 1000 and cfg.seeds == [0, 1, 2, 3, 4]
     assert (FASHION_MNIST.parents[1] / cfg.teacher / "config.json").exists()  # the committed teacher
 
 
