@@ -125,11 +125,13 @@ def _float_targets(ds, name: str) -> torch.Tensor:
 
 def _labels(ds, column: str, name: str) -> torch.Tensor:
     """A class label column as int64 `(m,)`, every label a class index >= 0. Class names (strings, as a parquet
-    set without a `ClassLabel` feature holds them) are numbered in sorted order, as `datasets` numbers them."""
+    set without a `ClassLabel` feature holds them) are numbered in sorted order, as targets' labels are."""
     import datasets
 
+    from .targets import read_labels
+
     if ds.features[column] == datasets.Value("string"):
-        ds = ds.class_encode_column(column)
+        return read_labels(ds, column)[0]
     values = ds[column]
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         raise ConfigError(f"{name}: the label column {column!r} must hold class indices (integers); it holds "

@@ -51,21 +51,20 @@ def write_report(rows: list[dict], cfg: BenchmarkConfig, out: Path) -> None:
                 digits = 2 if scale == 100 else 3  # accuracy in %, R² as a fraction
                 cells.append("" if stat is None else f"{stat[0] * scale:.{digits}f} ± {stat[1] * scale:.{digits}f}")
             lines.append(f"| {_label(*method, archs)} | " + " | ".join(cells) + " |")
-    lines += paired_tables(rows, tables, tuple(cfg.shared))
+    compared = comparisons(rows, tuple(cfg.shared))
+    lines += paired_tables(compared, tables)
     sizes = sorted({r["m"] for r in rows if r["m"] is not None})
     if len(sizes) > 1:
         curve_tables = [t for t in tables if t[0] == "linear"] + [t for t in tables if t[0] == LABEL_FREE]
-        plot_curve(summary, comparisons(rows, tuple(cfg.shared)), curve_tables, cfg, archs, sizes,
-                   out / "curve.png")
+        plot_curve(summary, compared, curve_tables, cfg, archs, sizes, out / "curve.png")
         lines.insert(2, "![data-efficiency curve](curve.png)\n")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     plot(summary, tables, cfg, archs, out / "results.png")
 
 
-def paired_tables(rows: list[dict], tables: list, shared: tuple[str, ...] = ()) -> list[str]:
-    """Markdown lines: per table, `distilled - baseline` for each m and baseline (the `shared` sets among them),
-    mean [95% interval] per column."""
-    compared = comparisons(rows, shared)
+def paired_tables(compared: dict, tables: list) -> list[str]:
+    """Markdown lines: per table, `distilled - baseline` for each m and baseline of `compared` (from
+    `paired.comparisons`: the shared sets among them), mean [95% interval] per column."""
     lines = []
     for protocol, title, columns, scale in tables:
         keys = sorted({k for c in columns for k in compared.get((protocol, c), {})}, key=lambda k: (k[0], k[1], k[2]))
