@@ -22,7 +22,7 @@ from .resnet import MODEL_TYPE as RESNET_TYPE
 TAGS = ("dataset-distillation", "self-supervised", "hf-ssdd")
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
 SNIPPET_PLACEHOLDER = "<repo_id or folder>"  # in the usage snippets of a set not pushed yet
-LEARNER_KEYS = ("depth", "width", "norm", "pooling")  # ConvNet arguments recorded in metadata["learner"]
+LEARNER_KEYS = ("depth", "width", "norm", "pooling", "double_width")  # ConvNet arguments in metadata["learner"]
 PROTOCOL_NAMES = {"finetune": "Fine-tuning accuracy", "linear": "Linear-probe accuracy"}
 
 
@@ -50,7 +50,7 @@ def _card_data(distilled):
         license_link=license.get("link"),
         source_datasets=[hub_id] if hub_id else None,
         pretty_name=_title(distilled),
-        tags=list(TAGS),
+        tags=[*TAGS, _method(distilled).name.lower()],
         task_categories=["image-feature-extraction"],
         size_categories=[_size_category(m)],
         configs=[{"config_name": "default", "data_files": [{"split": "train", "path": distilled.data_file()}]}],
@@ -84,10 +84,17 @@ def _size_category(m: int) -> str:
     return next((name for bound, name in SIZE_CATEGORIES if m < bound), "n>1M")
 
 
+def _method(distilled):
+    """The registered method that made the set (sets saved before there were methods are KRR-ST's)."""
+    from .methods import DEFAULT_METHOD, METHODS
+
+    return METHODS[distilled.metadata.get("method", DEFAULT_METHOD)]
+
+
 def _title(distilled) -> str:
     source = distilled.metadata.get("source", {})
     name = source.get("folder") or source.get("id") or "Distilled set"
-    return f"{name}: {len(distilled.pixel_values)} synthetic images (KRR-ST)"
+    return f"{name}: {len(distilled.pixel_values)} synthetic images ({_method(distilled).name})"
 
 
 def _describe(values: dict, templates: dict[str, str]) -> str:
@@ -119,6 +126,7 @@ def _card_text(distilled) -> str:
              "image_size": "sees {} px"},
         ),
         "Normalisation": f"mean `{list(distilled.mean)}`, std `{list(distilled.std)}`",
+        "Method": _method(distilled).name,
         "Synthetic set": f"m = {m} images of {c} × {h} × {w}, targets of dimension {d}",
         "Learner": "ConvNet, " + _describe(learner, {key: f"{key} `{{}}`" for key in LEARNER_KEYS}),
         "Seed": _number(md.get("seed"), "d"),
@@ -127,15 +135,21 @@ def _card_text(distilled) -> str:
         "Wall time": "—" if wall_time is None else f"{wall_time / 60:.1f} min",
         "hf-ssdd version": md.get("library_version", "—"),
     }
+    if "step_size" in md:
+        provenance["Learned step size"] = f"{md['step_size']:.6g} (`pretrain` uses it as its learning rate)"
     provenance_rows = "\n".join(f"| {name} | {value} |" for name, value in provenance.items())
     hyperparameter_rows = "\n".join(f"| `{name}` | `{value}` |" for name, value in hyperparameters.items())
     learner_args = "".join(f", {key}={learner[key]!r}" for key in LEARNER_KEYS if key in learner)
     repo = md.get("repo_id") or SNIPPET_PLACEHOLDER
+    method = _method(distilled)
+    recipe = method.recipe
+    lr = recipe["learning_rate"] or md.get("step_size", 0.1)
+    sgd = f"SGD at the set's learned step size, {lr:.4g}" if recipe["learning_rate"] is None else f"SGD lr {lr}"
+
     return f"""# {_title(distilled)}
 
 A **self-supervised distilled set**: {m} synthetic images, each with a learned {d}-dimensional target, made with
-hf-ssdd by KRR-ST, kernel ridge regression on self-supervised targets (Lee et al., ICLR 2024,
-[arXiv:2310.06511](https://arxiv.org/abs/2310.06511)). Pre-training a network to regress `target` from
+hf-ssdd by {method.paper}. Pre-training a network to regress `target` from
 `pixel_values` by mean squared error stands in for self-supervised pre-training on the whole source dataset: the
 network learns to mimic the teacher's representation, then transfers to other tasks by fine-tuning. No labels were
 used.
@@ -167,15 +181,15 @@ hf-ssdd pretrain --distilled {repo} --output_dir pretrained
 hf-ssdd transfer --pretrained pretrained --target <dataset> --output_dir transfer
 ```
 
-or by hand: regress the targets by MSE (the paper's recipe: SGD lr 0.1, momentum 0.9, weight decay 1e-3,
-batch 256, 1000 epochs), then fine-tune `learner.embed` on your task:
+or by hand: regress the targets by MSE (the paper's recipe: {sgd}, momentum 0.9, weight decay
+{recipe["weight_decay"]}, batch 256, {recipe["epochs"]} epochs), then fine-tune `learner.embed` on your task:
 
 ```python
 from hf_ssdd.learners import ConvNet
 
 learner = ConvNet(channels={c}, resolution={h}{learner_args}, out_features={d})
-optimizer = torch.optim.SGD(learner.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
-for epoch in range(1000):
+optimizer = torch.optim.SGD(learner.parameters(), lr={lr:.6g}, momentum=0.9, weight_decay={recipe["weight_decay"]})
+for epoch in range({recipe["epochs"]}):
     for batch in torch.randperm(len(x)).split(256):
         loss = torch.nn.functional.mse_loss(learner(x[batch]), y[batch])
         optimizer.zero_grad()
@@ -203,13 +217,7 @@ for epoch in range(1000):
 ## Citation
 
 ```bibtex
-@inproceedings{{lee2024selfsupervised,
-  title     = {{Self-Supervised Dataset Distillation for Transfer Learning}},
-  author    = {{Lee, Dong Bok and Lee, Seanie and Ko, Joonho and Kawaguchi, Kenji and Lee, Juho and Hwang, Sung Ju}},
-  booktitle = {{International Conference on Learning Representations}},
-  year      = {{2024}},
-  url       = {{https://arxiv.org/abs/2310.06511}}
-}}
+{method.citation}
 ```
 """
 
@@ -400,7 +408,8 @@ def pretrained_card(model, cfg, stats: dict) -> str:
     data = ModelCardData(
         library_name="transformers",
         pipeline_tag="image-classification",
-        tags=["hf-ssdd", "dataset-distillation", "krr-st", model.config.model_type],
+        tags=["hf-ssdd", "dataset-distillation", distilled_metadata.get("method", "krr_st").replace("_", "-"),
+              model.config.model_type],
         datasets=[hub_id] if hub_id else None,
     )
     if cfg.teacher:
@@ -448,6 +457,58 @@ import hf_ssdd
 from transformers import AutoModel
 model = AutoModel.from_pretrained("<this repo or folder>")  # pooler_output: the features
 ```
+"""
+    return ModelCard(text).content
+
+
+def trajectories_card(cfg, meta: dict, losses: list[list[float]]) -> str:
+    """README.md of a `trajectories` folder (`cfg` its TrajectoriesConfig, `meta` its config.json, `losses` each
+    expert's mean loss per epoch): Hub metadata, how the experts were trained, how to read them."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    from . import __version__
+
+    hub_copy = BUILTIN_HUB_COPIES.get(cfg.dataset)
+    dataset = hub_copy[0] if hub_copy else public_name(cfg.dataset)
+    data = ModelCardData(library_name="hf-ssdd", tags=["hf-ssdd", "dataset-distillation", "mkdt", "trajectories"],
+                         datasets=[dataset] if not Path(cfg.dataset).exists() else None)
+    spec, side = meta["learner"], meta["resolution"]
+    first = [row[0] for row in losses]
+    last = [row[-1] for row in losses]
+    hyperparameters = "\n".join(f"| `{k}` | `{v}` |" for k, v in meta["hyperparameters"].items())
+    name = cfg.push_to_hub or Path(cfg.output_dir).name
+    text = f"""---
+{data.to_yaml()}
+---
+
+# Expert trajectories: {meta['num_experts']} ConvNet-{spec['depth']} students of a teacher on `{dataset}`
+
+{meta['num_experts']} students (ConvNet-{spec['depth']}, width {spec['width']}, {spec['norm']} norm, {spec['pooling']}
+pooling, a linear head to the teacher's {meta['dim']}-d representation) trained by MSE to the representations that
+{where(meta['teacher_provenance'])} gives the {meta['num_images']} un-augmented images of `{dataset}` (split
+`{cfg.split}`, {side}x{side}, {meta['channels']} channel(s)), by hf-ssdd {__version__} `trajectories`: the experts
+whose trajectories MKDT (Joshi et al., ICLR 2025) matches.
+
+- SGD, lr {cfg.learning_rate}, momentum {cfg.momentum}, weight decay {cfg.weight_decay}, batch {cfg.batch_size},
+  {cfg.num_epochs} epochs; weights recorded at the start and after every epoch ({cfg.num_epochs + 1} snapshots).
+- Training loss (mean over experts): {sum(first) / len(first):.4g} in the first epoch, {sum(last) / len(last):.4g}
+  in the last.
+- Input normalisation: mean {[round(v, 4) for v in meta['normalization']['mean']]}, std
+  {[round(v, 4) for v in meta['normalization']['std']]}; seed {cfg.seed}; {meta['wall_time_s']:.0f} s wall time.
+
+| hyperparameter | value |
+|---|---|
+{hyperparameters}
+
+`expert-NNN.safetensors` holds each parameter stacked over epochs, `(epochs + 1, *shape)`:
+
+```python
+from hf_ssdd.trajectories import Trajectories
+trajectories = Trajectories.load("{name}")
+params = trajectories.parameters(expert=0, epoch=1)  # {{name: tensor}}, for trajectories.learner()
+```
+
+Distil with them: `hf-ssdd distill --method mkdt --trajectories {name} --teacher <the teacher> ...`.
 """
     return ModelCard(text).content
 

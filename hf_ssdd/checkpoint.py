@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +121,16 @@ def rotate_checkpoints(output_dir: str | Path, keep: int | None) -> None:
         return
     for old in list_checkpoints(output_dir)[:-keep]:
         shutil.rmtree(old)
+
+
+@contextmanager
+def stop_requests():
+    """Turn SIGINT / SIGTERM into a flag that the loop checks after each step (so it can checkpoint first)."""
+    requested = []
+    handler = lambda signum, frame: requested.append(signum)  # noqa: E731
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

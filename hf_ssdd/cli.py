@@ -4,6 +4,8 @@
     hf-ssdd import-teacher barlow_twins_resnet18_cifar100.pt --arch resnet18 --image_mean ... --image_std ...
     hf-ssdd plan --config recipes/configs/fashion_mnist.yaml --teacher outputs/teacher
     hf-ssdd distill --config recipes/configs/fashion_mnist.yaml --teacher outputs/teacher
+    hf-ssdd trajectories --config recipes/configs/fashion_mnist_trajectories.yaml --teacher outputs/teacher
+    hf-ssdd distill --method mkdt --config recipes/configs/fashion_mnist_mkdt.yaml
     hf-ssdd push outputs/distilled user/fashion-mnist-krr-st
     hf-ssdd pretrain --distilled outputs/distilled --output_dir outputs/pretrained
     hf-ssdd transfer --pretrained outputs/pretrained --target digits --output_dir outputs/transfer
@@ -27,11 +29,13 @@ from .parsing import CommandParser
 
 @dataclass(frozen=True)
 class Stage:
-    """A subcommand: its config class and the function that runs it (`module:function`, imported lazily)."""
+    """A subcommand: its config class and the function that runs it (`module:function`, imported lazily). A stage
+    `by_method` takes the config class of the method its command line names (`--method`, or its YAML's `method`)."""
 
     config: str
     run: str
     help: str
+    by_method: bool = False
 
 
 STAGES = {
@@ -43,13 +47,19 @@ STAGES = {
         "hf_ssdd.config:TeacherImportConfig", "hf_ssdd.teacher_import:import_teacher",
         "Make a ResNet checkpoint trained elsewhere (Barlow Twins, SimCLR, BYOL; torchvision layout) a teacher folder.",
     ),
+    "trajectories": Stage(
+        "hf_ssdd.trajectories:TrajectoriesConfig", "hf_ssdd.trajectories:train_trajectories",
+        "Train expert students by MSE to the teacher's representations, every epoch's parameters saved (MKDT).",
+    ),
     "plan": Stage(
-        "hf_ssdd.config:DistillConfig", "hf_ssdd.memory:plan",
-        "Estimate the peak memory of a distillation config on this device, and the chunk sizes that fit.",
+        "hf_ssdd.methods.config:DistillConfig", "hf_ssdd.distill:plan",
+        "Estimate the peak memory of a distillation config (either method) on this device, and what would fit.",
+        by_method=True,
     ),
     "distill": Stage(
-        "hf_ssdd.config:DistillConfig", "hf_ssdd.distill:distill",
-        "Distil a source dataset into synthetic images and target representations (KRR-ST).",
+        "hf_ssdd.methods.config:DistillConfig", "hf_ssdd.distill:distill",
+        "Distil a source dataset into synthetic images and target representations (--method krr_st or mkdt).",
+        by_method=True,
     ),
     "pretrain": Stage(
         "hf_ssdd.config:PretrainConfig", "hf_ssdd.pretraining:pretrain",
@@ -68,9 +78,10 @@ def _load(path: str):
 
 
 def push(argv: list[str]) -> None:
-    """`hf-ssdd push FOLDER REPO_ID`: upload a distilled set (or a teacher) without its checkpoints."""
+    """`hf-ssdd push FOLDER REPO_ID`: upload a distilled set (a teacher, trajectories) without checkpoints."""
     parser = CommandParser(prog="hf-ssdd push", description=push.__doc__)
-    parser.add_argument("folder", help="Output folder of `distill` (or of `train-teacher` with --repo_type model).")
+    parser.add_argument("folder", help="Output folder of `distill` (or of `train-teacher` or `trajectories` with "
+                                       "--repo_type model).")
     parser.add_argument("repo_id", help="Hub repository, e.g. user/fashion-mnist-krr-st.")
     parser.add_argument("--repo_type", default="dataset", choices=("dataset", "model"))
     parser.add_argument("--private", action="store_true", help="Create the repository as private.")
@@ -140,7 +151,15 @@ def main(argv: list[str] | None = None) -> None:
         from .parsing import parse_config
 
         stage = STAGES[command]
-        cfg = parse_config(_load(stage.config), rest, prog=f"hf-ssdd {command}")
+        if stage.by_method:
+            from .methods import DEFAULT_METHOD, METHODS, config_class
+            from .methods.config import method_of
+
+            method = method_of(rest)  # an unknown one is refused by argparse, with the choices, as any wrong value
+            config_cls = config_class(method if method in METHODS else DEFAULT_METHOD)
+        else:
+            config_cls = _load(stage.config)
+        cfg = parse_config(config_cls, rest, prog=f"hf-ssdd {command}")
         _load(stage.run)(cfg)
     except _user_errors() as err:  # evaluated only when something is raised, so startup stays light
         raise SystemExit(f"hf-ssdd {command}: error: {err}") from None
@@ -148,8 +167,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors that are the user's to fix: printed as one line, never as a traceback."""
-    from .distill import NonFiniteLossError
     from .hub import PushError
+    from .methods.distiller import NonFiniteLossError
 
     return ConfigError, NonFiniteLossError, PushError, FloatingPointError
 

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import yaml
 
-from .krr import SOLVERS
-from .provenance import HUB_LICENSES
 from .resnet import PRESETS
 
 
@@ -78,6 +76,25 @@ def report_to_field():
 
 
 @dataclass
+class ConvNetConfig:
+    """The ConvNet a stage trains (`learners.ConvNet`, built by `learners.learner_of`). Defaults: KRR-ST's ConvNet-3."""
+
+    learner_depth: int = field(default=3, metadata={"help": "Conv blocks of the ConvNet learner (3: ConvNet-3)."})
+    learner_width: int = field(default=128, metadata={"help": "Channels of the first block."})
+    learner_norm: str = field(
+        default="batch", metadata={"help": "Normalisation layer.", "choices": ("batch", "instance", "none")}
+    )
+    learner_pooling: str = field(
+        default="avg", metadata={"help": "2x2 pooling after each block.", "choices": ("avg", "max")}
+    )
+    learner_double_width: bool = field(
+        default=True,
+        metadata={"help": "Double the channels after each block (KRR-ST's ConvNet: 128-256-512), or keep the width "
+                          "throughout (MKDT's: 128-128-128)."},
+    )
+
+
+@dataclass
 class SourceConfig:
     """Where the real images come from and how they are turned into tensors."""
 
@@ -104,8 +121,8 @@ class SourceConfig:
     )
 
     def __post_init__(self):
-        _check_choices(self)
-        _check_positive(self, "max_samples", "resolution")
+        check_choices(self)
+        check_positive(self, "max_samples", "resolution")
         for name in ("mean", "std"):
             value = getattr(self, name)
             if value is not None and self.channels is not None and len(value) not in (1, self.channels):
@@ -114,150 +131,14 @@ class SourceConfig:
             raise ConfigError(f"std={self.std} must be positive.")
 
 
-@dataclass
-class DistillConfig(SourceConfig):
-    """KRR-ST distillation. Defaults are the paper's CIFAR-100 protocol: m = 1000, ConvNet-3 (128 wide), Adam at
-    1e-4 decaying linearly to 1e-7, real batch 1024, 160,000 outer steps, a pool of 10 learners reset every 1,000."""
-
-    teacher: str | None = field(
-        default=None,
-        metadata={"help": "Teacher: transformers vision encoder, Hub id or local path (e.g. from train-teacher)."},
-    )
-    teacher_revision: str | None = field(default=None, metadata={"help": "Git revision of the Hub teacher."})
-    teacher_pooling: str = field(
-        default="auto",
-        metadata={"help": "How the teacher gives one vector.", "choices": ("auto", "cls", "pooler", "mean")},
-    )
-    output_dir: str = field(
-        default="distilled", metadata={"role": "output", "help": "Folder of the distilled Hub dataset."}
-    )
-    overwrite_output_dir: bool = field(
-        default=False, metadata={"role": "output", "help": "Allow writing into a non-empty output_dir."}
-    )
-    num_synthetic: int = field(default=1000, metadata={"help": "Number m of synthetic images."})
-    learner_depth: int = field(default=3, metadata={"help": "Conv blocks of the ConvNet learner (3: ConvNet-3)."})
-    learner_width: int = field(default=128, metadata={"help": "Channels of the first block; doubled per block."})
-    learner_norm: str = field(
-        default="batch", metadata={"help": "Normalisation layer.", "choices": ("batch", "instance", "none")}
-    )
-    learner_pooling: str = field(
-        default="avg", metadata={"help": "2x2 pooling after each block.", "choices": ("avg", "max")}
-    )
-    max_steps: int = field(default=160_000, metadata={"role": "run", "help": "Outer (distillation) steps."})
-    batch_size: int = field(default=1024, metadata={"help": "Real images per outer step, over all processes."})
-    learning_rate: float = field(default=1e-4, metadata={"help": "Adam learning rate for images and targets."})
-    final_lr_ratio: float = field(default=1e-3, metadata={"help": "Learning rate at the last step, relative."})
-    max_grad_norm: float | None = field(default=None, metadata={"help": "Clip the outer gradient to this norm."})
-    ridge: float = field(default=1e-6, metadata={"help": "KRR regulariser lambda, relative to tr(K_ss)."})
-    krr_solver: str = field(
-        default="auto",
-        metadata={"role": "run",
-                  "help": "KRR algebra: auto, dual (Cholesky), primal, or reference (general solve); same result.",
-                  "choices": SOLVERS},
-    )
-    pool_size: int = field(default=10, metadata={"help": "Number l of learners in the model pool."})
-    pool_steps: int = field(default=1000, metadata={"help": "U: online steps before a pool learner is reset."})
-    pool_learning_rate: float = field(default=0.1, metadata={"help": "SGD learning rate of pool learners."})
-    pool_momentum: float = field(default=0.9, metadata={"help": "SGD momentum of pool learners."})
-    pool_weight_decay: float = field(default=1e-3, metadata={"help": "SGD weight decay of pool learners."})
-    pool_chunk_size: int | None = field(
-        default=None,
-        metadata={"help": "Train pool learners on X_s in chunks of this many images (gradient accumulation; "
-                          "BatchNorm statistics per chunk) to bound memory; default: all m at once, as the paper."},
-    )
-    teacher_views: int = field(
-        default=0,
-        metadata={"help": "V > 0: compute the teacher once on V fixed augmented views per real image and read its "
-                          "targets from a cache; 0: run the teacher on a fresh view every step (the paper)."},
-    )
-    teacher_cache_dir: str | None = field(
-        default=None,
-        metadata={"role": "output",
-                  "help": "Folder of teacher-view caches; default: $HF_SSDD_CACHE or $HF_HOME/hf_ssdd."},
-    )
-    crop_padding: int = field(default=4, metadata={"help": "Random-crop padding of real images, pixels (0: off)."})
-    crop_fill: str = crop_fill_field()
-    flip: bool = field(default=True, metadata={"help": "Random horizontal flip of real images."})
-    feature_chunk_size: int | None = field(
-        default=None,
-        metadata={"role": "run",
-                  "help": "Images per forward chunk (memory, not math); default: the largest that fits."},
-    )
-    shard_synthetic: bool = field(
-        default=False,
-        metadata={"role": "run",
-                  "help": "Each process owns m / P synthetic images and their optimiser state; features are "
-                          "gathered to form the full kernel. Same result as unsharded."},
-    )
-    max_memory_gb: float | None = field(
-        default=None,
-        metadata={"role": "run", "help": "Memory the run may use on its device; default: 90% of what is free."},
-    )
-    mixed_precision: str = field(
-        default="no",
-        metadata={"help": "Precision of the learner and teacher forwards (the KRR solve stays float32).",
-                  "choices": ("no", "bf16")},
-    )
-    reference: bool = field(
-        default=False,
-        metadata={"help": "Run the authors' step as they do (teacher on every batch, X_s in one pass, general "
-                          "solve, float32, pool on all of X_s), overriding the options that change cost: the "
-                          "baseline of every speed claim."},
-    )
-    seed: int = field(default=0, metadata={"help": "Seed of every random choice of the run."})
-    save_steps: int = field(default=1000, metadata={"role": "run", "help": "Write a checkpoint every N steps."})
-    save_total_limit: int | None = field(
-        default=2, metadata={"role": "run", "help": "Keep only the newest N checkpoints."}
-    )
-    logging_steps: int = field(
-        default=10, metadata={"role": "run", "help": "Log loss and learning rate every N steps."}
-    )
-    report_to: str = report_to_field()
-    resume_from_checkpoint: str | None = field(
-        default=None,
-        metadata={"role": "output", "help": "Checkpoint folder to resume from, or 'latest' in output_dir."},
-    )
-    push_to_hub: str | None = field(
-        default=None, metadata={"role": "output", "help": "Hub dataset repo id to upload the result to."}
-    )
-    private: bool = field(default=False, metadata={"role": "output", "help": "Create the Hub repo as private."})
-    license: str | None = field(
-        default=None,
-        metadata={"role": "output",
-                  "help": "Licence of the distilled set in its card, a Hub licence id (mit, cc-by-4.0, ...); when "
-                          "given it wins over the licence of the source dataset's card. Default: the source's "
-                          "licence, else unknown."},
-    )
-
-    def __post_init__(self):
-        super().__post_init__()
-        trackers(self.report_to)
-        if self.license is not None and self.license not in HUB_LICENSES:
-            raise ConfigError(
-                f"license={self.license!r} is not a Hub licence id; use one such as mit, apache-2.0, cc-by-4.0 or "
-                "other (the list: https://huggingface.co/docs/hub/repositories-licenses)."
-            )
-        _check_positive(
-            self, "num_synthetic", "learner_depth", "learner_width", "max_steps", "batch_size", "learning_rate",
-            "final_lr_ratio", "ridge", "pool_size", "pool_steps", "pool_learning_rate", "feature_chunk_size",
-            "pool_chunk_size", "max_memory_gb", "save_steps", "logging_steps", "max_grad_norm", "save_total_limit",
-        )
-        if self.pool_steps < 2:
-            raise ConfigError(f"pool_steps={self.pool_steps}: warm-up is drawn from [1, pool_steps); use >= 2.")
-        if self.teacher_views < 0:
-            raise ConfigError(f"teacher_views={self.teacher_views} must be >= 0 (0: no cache).")
-        if self.crop_padding < 0:
-            raise ConfigError(f"crop_padding={self.crop_padding} must be >= 0.")
-
-
-def _check_positive(cfg, *names):
+def check_positive(cfg, *names):
     for name in names:
         value = getattr(cfg, name)
         if value is not None and not 0 < value < math.inf:  # nan fails both comparisons
             raise ConfigError(f"{name}={value} must be positive and finite.")
 
 
-def _check_choices(cfg):
+def check_choices(cfg):
     """Every field that declares `choices` holds one of them (or None, where None is its default)."""
     for f in dataclasses.fields(cfg):
         choices, value = f.metadata.get("choices"), getattr(cfg, f.name)
@@ -362,7 +243,7 @@ class EncoderConfig:
             raise ConfigError(f"hidden_sizes={self.hidden_sizes} and depths={self.depths} must be positive.")
         if resnet:
             self.stem = self.stem or "cifar"
-            _check_positive(self, "stem_stride")
+            check_positive(self, "stem_stride")
             if self.stem_padding is not None and self.stem_padding < 0:
                 raise ConfigError(f"stem_padding={self.stem_padding} must be >= 0.")
             if preset["block"] == "bottleneck" and any(size % 4 for size in self.hidden_sizes):
@@ -407,7 +288,7 @@ class TeacherTrainConfig(SourceConfig, ModelOutputConfig, EncoderConfig):
     def __post_init__(self):
         super().__post_init__()
         trackers(self.report_to)
-        _check_positive(
+        check_positive(
             self, "patch_size", "image_size", "projector_dim", "lambda_offdiag", "max_steps", "batch_size",
             "learning_rate", "logging_steps",
         )
@@ -460,12 +341,12 @@ class TeacherImportConfig(EncoderConfig, ModelFolderConfig):
     )
 
     def __post_init__(self):
-        _check_choices(self)
+        check_choices(self)
         if not self.checkpoint:
             raise ConfigError("no checkpoint: give the file, `hf-ssdd import-teacher CHECKPOINT --image_mean ...`.")
         self.resolve_encoder()
         self.image_size = self.image_size or (224 if self.stem == "imagenet" else 32)
-        _check_positive(self, "image_size")
+        check_positive(self, "image_size")
         for name in ("image_mean", "image_std"):
             value = getattr(self, name)
             if value is None:
@@ -530,7 +411,9 @@ class PretrainConfig(ModelOutputConfig):
     )
     batch_size: int = field(default=256, metadata={"help": "Images per step (at most the set's size), all processes."})
     learning_rate: float | None = field(
-        default=None, metadata={"help": "SGD learning rate; default: 0.1 for targets (MSE), 0.01 for labels."}
+        default=None,
+        metadata={"help": "SGD learning rate; default: 0.1 for targets (MSE), 0.01 for labels; for an MKDT set, the "
+                          "step size it learned (as MKDT pre-trains)."},
     )
     momentum: float = field(default=0.9, metadata={"help": "SGD momentum."})
     weight_decay: float | None = field(
@@ -556,9 +439,9 @@ class PretrainConfig(ModelOutputConfig):
     logging_steps: int = field(default=50, metadata={"help": "Log loss and learning rate every N steps."})
 
     def __post_init__(self):
-        _check_choices(self)
+        check_choices(self)
         trackers(self.report_to)
-        _check_positive(self, "num_epochs", "max_steps", "batch_size", "learning_rate", "resolution",
+        check_positive(self, "num_epochs", "max_steps", "batch_size", "learning_rate", "resolution",
                         "logging_steps")
         if self.momentum < 0 or (self.weight_decay or 0) < 0 or self.crop_padding < 0:
             raise ConfigError("momentum, weight_decay and crop_padding must be >= 0.")
@@ -638,9 +521,9 @@ class TransferConfig:
     def __post_init__(self):
         if not self.target:
             raise ConfigError("no target: pass --target (a Hub id, a local folder or a built-in name).")
-        _check_choices(self)
+        check_choices(self)
         trackers(self.report_to)
-        _check_positive(
+        check_positive(
             self, "max_train_samples", "max_steps", "batch_size", "learning_rate", "resolution", "logging_steps"
         )
         if self.momentum < 0 or self.weight_decay < 0 or self.crop_padding < 0:

@@ -275,6 +275,10 @@ class Stream:
     CACHED_VIEWS = 6  # teacher cache: the fixed views, `step` being the view number
     VIEW_CHOICE = 7  # distill with a teacher cache: which cached view of each image a step reads
     PRETRAIN_DSA = 8  # pretrain: the differentiable siamese augmentation of a batch (`dsa`)
+    EXPERT_INIT = 9  # trajectories: an expert's initial weights, `step` being the expert's number
+    EXPERT_ORDER = 10  # trajectories: the order of an epoch, `step` = expert * 100,000 + epoch
+    MATCH_SEGMENT = 11  # mkdt: the expert and start epoch of an iteration
+    MATCH_BATCHES = 12  # mkdt: the mini-batches of the synthetic set in an iteration's inner steps
     CARVED_TEST = 101  # targets: the test split carved from train when a target has none
     BALANCED_SAMPLE = 102  # targets: the class-balanced few-label sample
     RANDOM_SUBSET = 201  # evaluation: the `random` baseline's images

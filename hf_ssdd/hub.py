@@ -14,7 +14,8 @@ from pathlib import Path
 from .config import ConfigError
 
 # checkpoints, logs, half-written files, and the run's config with this machine's paths
-IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/**", "runs/**", "*.tmp", "distill_config.yaml")
+IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/**", "runs/**", "*.tmp", "distill_config.yaml",
+                   "trajectories_config.yaml")
 # a set pushed again replaces the data the repo held before (and a config an earlier version uploaded)
 DELETE_PATTERNS = ("data/train-*.parquet", "distill_config.yaml")
 

@@ -14,7 +14,7 @@ import inspect
 import torch
 from torch import nn
 
-from .config import ConfigError, DistillConfig
+from .config import ConfigError
 
 NORMS = {
     "batch": lambda c: nn.BatchNorm2d(c),
@@ -62,9 +62,11 @@ class Learner(nn.Module):
 
 
 class ConvNet(Learner):
-    """ConvNet-D: D blocks of conv 3x3 -> norm -> ReLU -> 2x2 pool, channels `width * 2**i`, then flatten.
+    """ConvNet-D: D blocks of conv 3x3 -> norm -> ReLU -> 2x2 pool, channels `width * 2**i` (or `width` throughout
+    without `double_width`), then flatten.
 
-    ConvNet-3 (width 128: 128-256-512) is the paper's learner for 32x32 images, ConvNet-4 (width 64) for 64x64.
+    ConvNet-3 (width 128: 128-256-512) is KRR-ST's learner for 32x32 images, ConvNet-4 (width 64) for 64x64; MKDT's
+    experts are the dataset-distillation ConvNet, 128 channels throughout with instance norm (`double_width=False`).
 
     Example:
         >>> net = ConvNet(channels=3, resolution=32, depth=3, width=128, out_features=512)
@@ -81,6 +83,7 @@ class ConvNet(Learner):
         norm: str = "batch",
         pooling: str = "avg",
         out_features: int | None = None,
+        double_width: bool = True,
     ):
         check_resolution(resolution, depth, f"ConvNet-{depth}")
         if norm not in NORMS or pooling not in POOLS:
@@ -89,7 +92,7 @@ class ConvNet(Learner):
             )
         layers, c_in = [], channels
         for i in range(depth):
-            c_out = width * 2**i
+            c_out = width * 2**i if double_width else width
             layers += [nn.Conv2d(c_in, c_out, 3, padding=1), NORMS[norm](c_out), nn.ReLU(), POOLS[pooling](2)]
             c_in = c_out
         super().__init__(nn.Sequential(*layers, nn.Flatten()), c_in * (resolution >> depth) ** 2, out_features)
@@ -284,8 +287,8 @@ def build_learner(arch: str, channels: int, resolution: int, out_features: int |
     return learner(channels=channels, resolution=resolution, out_features=out_features, **options)
 
 
-def learner_of(cfg: DistillConfig, channels: int, resolution: int, out_features: int) -> ConvNet:
-    """A freshly initialised pool learner of the distillation `cfg`, with a head of `out_features` (the teacher's
-    `d`)."""
+def learner_of(cfg, channels: int, resolution: int, out_features: int) -> ConvNet:
+    """A freshly initialised ConvNet of `cfg` (its `learner_depth`, `learner_width`, `learner_norm`,
+    `learner_pooling` and `learner_double_width`), with a head of `out_features` (the teacher's `d`)."""
     return ConvNet(channels, resolution, cfg.learner_depth, cfg.learner_width, cfg.learner_norm, cfg.learner_pooling,
-                   out_features=out_features)
+                   out_features=out_features, double_width=cfg.learner_double_width)

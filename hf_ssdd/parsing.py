@@ -63,6 +63,8 @@ def load_yaml(path: str | Path, config_cls: type) -> dict[str, Any]:
         raise ConfigError(f"{path} must hold a mapping of key: value, not {type(values).__name__}.")
     known = {f.name for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(values) - known)
+    if unknown and _misplaced(config_cls, [f"--{key}" for key in unknown]):
+        raise ConfigError(f"{path}: {_misplaced(config_cls, [f'--{key}' for key in unknown])}")
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown} in {path}; valid keys: {', '.join(sorted(known))}.")
     hints = typing.get_type_hints(config_cls)
@@ -73,6 +75,16 @@ def load_yaml(path: str | Path, config_cls: type) -> dict[str, Any]:
         if isinstance(value, list) and not any(typing.get_origin(t) is list for t in (hints[key], *types)):
             raise ConfigError(f"{key}={value} in {path} is a list; {key} takes one value.")
     return values
+
+
+def _misplaced(config_cls: type, unknown: list[str]) -> str | None:
+    """What `config_cls.misplaced` says of the first unknown option that another config owns (an option of another
+    distillation method), or None."""
+    explain = getattr(config_cls, "misplaced", None)
+    for arg in unknown if explain else ():
+        if arg.startswith("--") and (message := explain(arg[2:].split("=", 1)[0].replace("-", "_"))):
+            return message
+    return None
 
 
 def _as_argv(values: dict[str, Any]) -> list[str]:
@@ -105,7 +117,7 @@ def parse_config(config_cls: type[C], argv: list[str] | None = None, prog: str |
         parser.set_defaults(**{k: None for k, v in yaml_values.items() if v is None})
         namespace, unknown = parser.parse_known_args(_as_argv(yaml_values) + rest)
         if unknown:
-            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+            parser.error(_misplaced(config_cls, unknown) or f"unrecognized arguments: {' '.join(unknown)}")
         kwargs = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(config_cls) if f.init}
         return config_cls(**kwargs)
     except ConfigError as err:

@@ -27,6 +27,7 @@ Output folder, written into a temporary sibling and renamed into place:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -100,7 +101,7 @@ def default_arch(metadata: dict, arch: str | None) -> tuple[str, dict]:
         return arch, {}
     if not learner:
         return "convnet", {}
-    return "convnet", {k: learner[k] for k in ("depth", "width", "norm", "pooling") if k in learner}
+    return "convnet", {k: learner[k] for k in ("depth", "width", "norm", "pooling", "double_width") if k in learner}
 
 
 def pretrain(cfg: PretrainConfig) -> Path:
@@ -126,6 +127,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
         from .teachers import Teacher
 
         teacher = Teacher.from_pretrained(cfg.teacher).to(acc.device)
+    step_size = data.metadata.get("step_size")  # an MKDT set's learned inner step size: MKDT pre-trains with it
+    if cfg.learning_rate is None and step_size and not data.uses_labels and teacher is None:
+        cfg = dataclasses.replace(cfg, learning_rate=step_size)
     cfg = cfg.for_objective(data.uses_labels and teacher is None)
     dim = teacher.dim if teacher is not None else data.num_outputs
     arch, options = default_arch(data.metadata, cfg.arch)

@@ -6,19 +6,29 @@ import numpy as np
 import pytest
 
 
-@pytest.fixture(scope="session", autouse=True)
-def image_cache(tmp_path_factory):
-    """Decoded source images go to a temporary folder, not the user's cache (subprocesses inherit the variable)."""
+def temporary_environment(name: str, path):
+    """Set the environment variable `name` to `path` (subprocesses inherit it), then restore it."""
     import os
 
-    path = tmp_path_factory.mktemp("image_cache")
-    previous = os.environ.get("HF_SSDD_IMAGE_CACHE")
-    os.environ["HF_SSDD_IMAGE_CACHE"] = str(path)
+    previous = os.environ.get(name)
+    os.environ[name] = str(path)
     yield path
     if previous is None:
-        os.environ.pop("HF_SSDD_IMAGE_CACHE")
+        os.environ.pop(name)
     else:
-        os.environ["HF_SSDD_IMAGE_CACHE"] = previous
+        os.environ[name] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
+def image_cache(tmp_path_factory):
+    """Decoded source images go to a temporary folder, not the user's cache."""
+    yield from temporary_environment("HF_SSDD_IMAGE_CACHE", tmp_path_factory.mktemp("image_cache"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def teacher_cache(tmp_path_factory):
+    """Teacher caches (the trajectories' targets) go to a temporary folder, not the user's cache."""
+    yield from temporary_environment("HF_SSDD_CACHE", tmp_path_factory.mktemp("teacher_cache"))
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +70,21 @@ def tiny_teacher(tmp_path_factory):
     return str(path)
 
 
+TINY_TRAJECTORIES = dict(num_experts=3, num_epochs=4, batch_size=16, learner_depth=2, learner_width=4,
+                         report_to="none")
+
+
+@pytest.fixture(scope="session")
+def tiny_trajectories(tiny_source, tiny_teacher, tmp_path_factory):
+    """3 experts (ConvNet-2, width 4, instance norm) trained 4 epochs on `tiny_source` by `hf-ssdd trajectories`."""
+    from hf_ssdd.trajectories import TrajectoriesConfig, train_trajectories
+
+    path = tmp_path_factory.mktemp("trajectories") / "experts"
+    train_trajectories(TrajectoriesConfig(dataset=tiny_source, teacher=tiny_teacher, output_dir=str(path),
+                                          **TINY_TRAJECTORIES))
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def tiny_labelled(tmp_path_factory):
     """An easy two-class task on 12x12 grey images (a bright blob in the top or the bottom half), with a `label`
@@ -90,16 +115,16 @@ def tiny_labelled(tmp_path_factory):
 def distill_tiny(tiny_labelled, tiny_teacher):
     """`distill(path, **overrides)`: 6 images of `tiny_labelled` (3 outer steps unless overridden), written to
     `path` as `hf-ssdd distill` writes them; returns the folder."""
-    from hf_ssdd.config import DistillConfig
-    from hf_ssdd.distill import Distiller
+    from hf_ssdd.methods.krr_st.config import KRRSTConfig
+    from hf_ssdd.methods.krr_st.distiller import KRRSTDistiller
 
     def distill(path, **overrides) -> str:
-        cfg = DistillConfig(**{
+        cfg = KRRSTConfig(**{
             "dataset": tiny_labelled, "teacher": tiny_teacher, "output_dir": str(path), "num_synthetic": 6,
             "max_steps": 3, "batch_size": 16, "learner_depth": 2, "learner_width": 4, "pool_size": 2, "pool_steps": 4,
             "learning_rate": 1e-2, "report_to": "none", **overrides,
         })
-        Distiller(cfg).train()
+        KRRSTDistiller(cfg).train()
         return str(path)
 
     return distill

@@ -19,11 +19,11 @@ from test_distilled_set import (  # the sets of the set I/O tests; the autouse f
     snapshot,
 )
 
-from hf_ssdd.cards import SNIPPET_PLACEHOLDER, add_results, render_card, result_name
-from hf_ssdd.cards import teacher_card
-from hf_ssdd.config import DistillConfig, TeacherTrainConfig
+from hf_ssdd.cards import SNIPPET_PLACEHOLDER, add_results, render_card, result_name, teacher_card
+from hf_ssdd.config import TeacherTrainConfig
 from hf_ssdd.data import Normalization, describe_source
 from hf_ssdd.distilled_set import DistilledSet
+from hf_ssdd.methods.krr_st.config import KRRSTConfig
 from hf_ssdd.provenance import HUB_LICENSES
 from hf_ssdd.teacher_training import build_encoder
 
@@ -167,14 +167,14 @@ def test_an_explicit_license_wins_over_the_sources(tiny_labelled, tiny_teacher, 
     import dataclasses
     import shutil
 
-    from hf_ssdd.distill import Distiller
+    from hf_ssdd.methods.krr_st.distiller import KRRSTDistiller
 
     source = shutil.copytree(tiny_labelled, tmp_path / "top-bottom")
     (source / "README.md").write_text("---\nlicense: mit\n---\n# Blobs at the top or the bottom\n")
-    cfg = DistillConfig(dataset=str(source), teacher=tiny_teacher, output_dir=str(tmp_path / "out"), num_synthetic=4,
-                        batch_size=8, learner_depth=1, learner_width=4, pool_size=1, pool_steps=2, report_to="none",
-                        license="cc-by-nc-4.0")
-    distiller = Distiller(cfg)
+    cfg = KRRSTConfig(dataset=str(source), teacher=tiny_teacher, output_dir=str(tmp_path / "out"), num_synthetic=4,
+                      batch_size=8, learner_depth=1, learner_width=4, pool_size=1, pool_steps=2, report_to="none",
+                      license="cc-by-nc-4.0")
+    distiller = KRRSTDistiller(cfg)
     text = render_card(distiller.result())
     assert hub_card(text).license == "cc-by-nc-4.0" and "Licence: `cc-by-nc-4.0`, from `--license`." in text
 

@@ -16,21 +16,33 @@ import pytest
 
 from hf_ssdd import cli
 from hf_ssdd.cli import COMMANDS, STAGES, main
-from hf_ssdd.config import DistillConfig
+from hf_ssdd.methods import METHODS, config_class
 from hf_ssdd.parsing import parse_config
 
 RECIPES = Path(__file__).parents[1] / "recipes" / "configs"
 HF_SSDD = Path(sys.executable).with_name("hf-ssdd")  # the console script installed beside this Python
 
-REQUIRED = {  # what a stage cannot run without; everything else has a default
+REQUIRED = {  # what a stage (or a method of `distill` and `plan`) cannot run without; everything else has a default
     "transfer": ["--target", "digits"],
     "import-teacher": ["checkpoint.pt", "--image_mean", "0.5", "--image_std", "0.25"],
+    "mkdt": ["--trajectories", "experts"],
 }
 WRONG_TYPED = {bool: "maybe", int: "1.5x", float: "abc"}  # plain strings have no wrong type
 
 
-def config_of(stage: str) -> type:
-    return cli._load(STAGES[stage].config)
+def variants() -> list[tuple[str, list[str], type]]:
+    """`(stage, least arguments, config class)`: every stage once, `distill` and `plan` once per method."""
+    found = []
+    for stage, spec in STAGES.items():
+        if spec.by_method:
+            found += [(stage, ["--method", name, *REQUIRED.get(name, [])], config_class(name)) for name in METHODS]
+        else:
+            found.append((stage, REQUIRED.get(stage, []), cli._load(spec.config)))
+    return found
+
+
+VARIANTS = variants()
+IDS = [f"{stage}-{argv[1]}" if STAGES[stage].by_method else stage for stage, argv, _ in VARIANTS]
 
 
 def value_type(hint) -> type:
@@ -50,13 +62,15 @@ def wrong_values(config_cls: type):
             yield f.name, "not-a-choice"
 
 
-WRONG = [(stage, name, value) for stage in STAGES for name, value in wrong_values(config_of(stage))]
+WRONG = [(stage, least, name, value) for stage, least, config_cls in VARIANTS
+         for name, value in wrong_values(config_cls) if name != "method"]
+WRONG += [(stage, [], "method", "not-a-choice") for stage, spec in STAGES.items() if spec.by_method]
 
 
 @pytest.fixture
 def runs(monkeypatch):
     """The stages' run functions, replaced by a list that records each config they would have run on."""
-    calls, load, configs = [], cli._load, {stage.config for stage in STAGES.values()}
+    calls, load, configs = [], cli._load, {stage.config for stage in STAGES.values() if not stage.by_method}
     monkeypatch.setattr(cli, "_load", lambda path: load(path) if path in configs else calls.append)
     return calls
 
@@ -78,33 +92,39 @@ def test_unknown_command_is_one_line_listing_the_commands(capsys):
         main(["distil"])
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.count("\n") == 1
-    assert err.startswith("hf-ssdd: error: unknown command 'distil'; choose from train-teacher, import-teacher, plan")
+    assert err.startswith("hf-ssdd: error: unknown command 'distil'; choose from train-teacher, import-teacher, ")
 
 
-@pytest.mark.parametrize("command", [*STAGES, *COMMANDS])
-def test_help_answers_for_every_command_and_lists_every_option(command, capsys):
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_answers_for_every_command(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])
+    assert info.value.code == 0 and capsys.readouterr().out.startswith(f"usage: hf-ssdd {command} ")
+
+
+@pytest.mark.parametrize("stage, least, config_cls", VARIANTS, ids=IDS)
+def test_help_answers_for_every_stage_and_method_and_lists_every_option(stage, least, config_cls, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([stage, *(least[:2] if STAGES[stage].by_method else []), "--help"])
     out = capsys.readouterr().out
-    assert info.value.code == 0 and out.startswith(f"usage: hf-ssdd {command} ")
-    if command in STAGES:
-        missing = {f"--{f.name}" for f in dataclasses.fields(config_of(command))} - set(re.findall(r"--\w+", out))
-        assert not missing
+    assert info.value.code == 0 and out.startswith(f"usage: hf-ssdd {stage} ")
+    assert not {f"--{f.name}" for f in dataclasses.fields(config_cls)} - set(re.findall(r"--\w+", out))
 
 
-@pytest.mark.parametrize("stage", STAGES)
-def test_the_least_command_line_of_every_stage_runs_it(stage, tmp_path, runs):
-    main([stage, "--output_dir", str(tmp_path / "out"), *REQUIRED.get(stage, [])])
-    assert [cfg.output_dir for cfg in runs] == [str(tmp_path / "out")]
+@pytest.mark.parametrize("stage, least, config_cls", VARIANTS, ids=IDS)
+def test_the_least_command_line_of_every_stage_and_method_runs_it(stage, least, config_cls, tmp_path, runs):
+    main([stage, "--output_dir", str(tmp_path / "out"), *least])
+    assert [(type(cfg), cfg.output_dir) for cfg in runs] == [(config_cls, str(tmp_path / "out"))]
 
 
 @pytest.mark.parametrize("where", ["command line", "yaml"])
-@pytest.mark.parametrize("stage, name, value", WRONG)
-def test_a_wrong_value_is_one_line_naming_it_and_nothing_runs(stage, name, value, where, tmp_path, capsys, runs):
+@pytest.mark.parametrize("stage, least, name, value", WRONG, ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_a_wrong_value_is_one_line_naming_it_and_nothing_runs(stage, least, name, value, where, tmp_path, capsys,
+                                                              runs):
     (tmp_path / "c.yaml").write_text(f"{name}: {value}\n")
     wrong = [f"--{name}", value] if where == "command line" else ["--config", str(tmp_path / "c.yaml")]
     with pytest.raises(SystemExit) as info:
-        main([stage, "--output_dir", str(tmp_path / "out"), *REQUIRED.get(stage, []), *wrong])
+        main([stage, "--output_dir", str(tmp_path / "out"), *least, *wrong])
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.count("\n") == 1 and err.startswith(f"hf-ssdd {stage}: error: ")
     assert f"--{name}" in err and value in err and "Traceback" not in err
@@ -162,8 +182,10 @@ def test_push_uploads_the_folder_with_the_hub_client(tmp_path):
 
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_recipe_config_parses(path):
-    from hf_ssdd.cli import _load
+    from hf_ssdd.methods.config import method_of
 
-    config_cls = DistillConfig if "teacher" not in path.stem else _load(STAGES["train-teacher"].config)
+    stage = next((s for s in ("teacher", "trajectories") if path.stem.endswith(s)), None)
+    config_cls = config_class(method_of(["--config", str(path)])) if stage is None else cli._load(
+        STAGES["train-teacher" if stage == "teacher" else stage].config)
     cfg = parse_config(config_cls, ["--config", str(path)])
     assert cfg.output_dir.startswith("outputs/")

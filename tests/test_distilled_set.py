@@ -13,10 +13,11 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from hf_ssdd.cards import SNIPPET_PLACEHOLDER
-from hf_ssdd.config import ConfigError, DistillConfig
-from hf_ssdd.parsing import load_yaml
+from hf_ssdd.config import ConfigError
 from hf_ssdd.distilled_set import DistilledSet, set_repo_id
 from hf_ssdd.evaluation.report import add_benchmark_results
+from hf_ssdd.methods.krr_st.config import KRRSTConfig
+from hf_ssdd.parsing import load_yaml
 from hf_ssdd.teachers import Teacher, teacher_provenance
 
 M, RES, DIM = 6, 8, 5
@@ -144,12 +145,12 @@ def test_save_preview_keeps_at_most_max_images(tmp_path):
 
 
 def test_save_writes_the_config_and_overwrites_without_leftovers(tmp_path):
-    config = DistillConfig(num_synthetic=M, max_steps=3, output_dir=str(tmp_path / "distilled"))
+    config = KRRSTConfig(num_synthetic=M, max_steps=3, output_dir=str(tmp_path / "distilled"))
     out = make_set().save(tmp_path / "distilled", config)
     second = make_set(3)
     second.save(out)
 
-    assert load_yaml(out / "distill_config.yaml", DistillConfig)["num_synthetic"] == M
+    assert load_yaml(out / "distill_config.yaml", KRRSTConfig)["num_synthetic"] == M
     assert not list(out.rglob("*.tmp"))
     assert torch.equal(DistilledSet.load(out).pixel_values, second.pixel_values)
 
@@ -196,7 +197,7 @@ def test_load_asks_for_the_card_it_needs(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------------
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-LOCAL = {  # what `Distiller.result` records for a local source and a local teacher
+LOCAL = {  # what `KRRSTDistiller.result` records for a local source and a local teacher
     **METADATA,
     "source": {"folder": "blobs", "split": "train", "image_column": "image", "num_images": 48},
     "teacher": {"folder": "vit", "sha256": {"model.safetensors": "ab" * 32}, "pooling": "cls", "dim": DIM,
@@ -242,7 +243,7 @@ def test_a_card_names_local_inputs_by_folder_yet_the_folder_that_made_it_finds_t
     source, teacher = tmp_path / "data" / "blobs", tmp_path / "models" / "vit"
     source.mkdir(parents=True)
     teacher.mkdir(parents=True)
-    config = DistillConfig(dataset=str(source), teacher=str(teacher), output_dir=str(tmp_path / "distilled"))
+    config = KRRSTConfig(dataset=str(source), teacher=str(teacher), output_dir=str(tmp_path / "distilled"))
     out = make_set(metadata=LOCAL).save(tmp_path / "distilled", config)
 
     assert str(tmp_path) not in (out / "README.md").read_text()

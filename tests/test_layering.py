@@ -10,12 +10,13 @@ import pytest
 
 PACKAGE = Path(__file__).parents[1] / "hf_ssdd"
 LAYERS = [  # bottom first
-    "provenance krr atomic resnet",  # no project imports
-    "config",  # typed configs
+    "provenance atomic resnet methods.krr_st methods.mkdt methods.krr_st.krr",  # no project imports
+    "config methods methods.config methods.krr_st.config methods.mkdt.config",  # typed configs, the method registry
     "parsing tracking data image_store image_processing barlow_twins model_folder dsa",  # command lines, data, maths
-    "learners modeling batch_norm teachers teacher_cache pool checkpoint memory subsets targets "
-    "training_loop",  # models, the loop
-    "distill teacher_training teacher_import pretraining training_sets transfer distilled_set hub cards",  # stages
+    "learners modeling batch_norm teachers teacher_cache checkpoint memory subsets targets training_loop "
+    "methods.krr_st.pool methods.krr_st.memory methods.mkdt.matching",  # models, the loop
+    "teacher_training teacher_import pretraining training_sets transfer distilled_set hub cards trajectories",  # stages
+    "methods.distiller methods.krr_st.distiller methods.mkdt.memory methods.mkdt.distiller distill",  # reads stages
     "evaluation evaluation.config evaluation.methods evaluation.results evaluation.paired evaluation.resume "
     "evaluation.ridge_probe evaluation.report evaluation.runner",  # reads every stage; no stage reads it
     "cli __init__",

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hf_ssdd.config import DistillConfig, TeacherTrainConfig
+from hf_ssdd.config import TeacherTrainConfig
 from hf_ssdd.evaluation.config import BenchmarkConfig
+from hf_ssdd.methods.krr_st.config import KRRSTConfig
 from hf_ssdd.parsing import parse_config
 
 ROOT = Path(__file__).parents[1]
@@ -94,7 +95,7 @@ def benchmark(source: str) -> BenchmarkConfig:
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_every_paper_config_parses_into_its_typed_config(source):
-    distill = parse_config(DistillConfig, ["--config", str(PAPER / source / "distill.yaml")])
+    distill = parse_config(KRRSTConfig, ["--config", str(PAPER / source / "distill.yaml")])
     assert distill.max_steps == 160_000 and distill.teacher == f"outputs/paper/{source}/teacher"
     bench = benchmark(source)
     assert bench.distilled == [distill.output_dir] and bench.teacher == distill.teacher and len(bench.seeds) == 3
@@ -197,3 +198,22 @@ def test_run_sh_runs_teacher_distill_and_benchmark_on_stand_ins_then_skips_them(
     assert again.returncode == 0, again.stderr[-3000:]
     assert "teacher: " in again.stdout and "is finished, skipped" in again.stdout
     assert (out / "benchmark" / "results.jsonl").read_text().count("\n") == len(rows)
+
+
+@pytest.mark.parametrize("source, m, steps, image_lr, syn_steps, depth", [
+    ("cifar100", 1000, 5000, 1000.0, 40, 3),  # MKDT's commands/distill/barlow_twins/CIFAR100/2_per.sh
+    ("tinyimagenet", 2000, 10_000, 1e5, 10, 4),  # .../Tiny/2_per.sh, ConvNetD4 experts
+])
+def test_the_mkdt_configs_hold_mkdts_settings(source, m, steps, image_lr, syn_steps, depth):
+    from hf_ssdd.methods.mkdt.config import MKDTConfig
+    from hf_ssdd.trajectories import TrajectoriesConfig
+
+    experts = parse_config(TrajectoriesConfig, ["--config", str(PAPER / source / "trajectories.yaml")])
+    assert (experts.num_experts, experts.num_epochs, experts.learner_depth, experts.learner_width) == (100, 20, depth,
+                                                                                                        128)
+    assert (experts.learner_norm, experts.learner_double_width, experts.weight_decay) == ("instance", False, 1e-4)
+    mkdt = parse_config(MKDTConfig, ["--config", str(PAPER / source / "mkdt.yaml")])
+    assert (mkdt.num_synthetic, mkdt.max_steps, mkdt.image_learning_rate, mkdt.syn_steps) == (m, steps, image_lr,
+                                                                                              syn_steps)
+    assert (mkdt.expert_epochs, mkdt.max_start_epoch, mkdt.init) == (2, 2, "high_loss")
+    assert (mkdt.trajectories, mkdt.dataset, mkdt.teacher) == (experts.output_dir, experts.dataset, experts.teacher)

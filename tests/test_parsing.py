@@ -4,7 +4,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from hf_ssdd.config import DistillConfig, save_config
+from hf_ssdd.config import save_config
+from hf_ssdd.methods.krr_st.config import KRRSTConfig
 from hf_ssdd.parsing import parse_config
 
 
@@ -20,19 +21,19 @@ def parse_error(config_cls, argv, capsys) -> str:
 
 def test_yaml_overrides_defaults_and_command_line_overrides_yaml(tmp_path):
     (tmp_path / "c.yaml").write_text("max_steps: 10\nbatch_size: 64\nmean: [0.5]\nflip: false\n")
-    cfg = parse_config(DistillConfig, ["--config", str(tmp_path / "c.yaml"), "--batch_size", "32"])
+    cfg = parse_config(KRRSTConfig, ["--config", str(tmp_path / "c.yaml"), "--batch_size", "32"])
     assert (cfg.max_steps, cfg.batch_size, cfg.mean, cfg.flip, cfg.num_synthetic) == (10, 32, [0.5], False, 1000)
 
 
 def test_saved_config_parses_back_to_the_same_config(tmp_path):
-    cfg = DistillConfig(teacher="t", max_steps=7, mean=[0.1, 0.2, 0.3], std=[1.0, 1.0, 1.0], channels=3)
+    cfg = KRRSTConfig(teacher="t", max_steps=7, mean=[0.1, 0.2, 0.3], std=[1.0, 1.0, 1.0], channels=3)
     save_config(cfg, tmp_path / "c.yaml")
-    assert parse_config(DistillConfig, ["--config", str(tmp_path / "c.yaml")]) == cfg
+    assert parse_config(KRRSTConfig, ["--config", str(tmp_path / "c.yaml")]) == cfg
 
 
 def test_yaml_values_starting_with_a_dash_stay_values(tmp_path):
     (tmp_path / "c.yaml").write_text("teacher: -t\nmean: [-0.5]\n")
-    cfg = parse_config(DistillConfig, ["--config", str(tmp_path / "c.yaml")])
+    cfg = parse_config(KRRSTConfig, ["--config", str(tmp_path / "c.yaml")])
     assert (cfg.teacher, cfg.mean) == ("-t", [-0.5])
 
 
@@ -56,7 +57,7 @@ def test_yaml_values_starting_with_a_dash_stay_values(tmp_path):
     ],
 )
 def test_bad_values_exit_with_one_line_naming_them(argv, message, capsys):
-    assert message in parse_error(DistillConfig, argv, capsys)
+    assert message in parse_error(KRRSTConfig, argv, capsys)
 
 
 @pytest.mark.parametrize(
@@ -72,12 +73,12 @@ def test_bad_values_exit_with_one_line_naming_them(argv, message, capsys):
 )
 def test_a_mistake_in_the_yaml_file_is_caught_like_on_the_command_line(yaml, message, tmp_path, capsys):
     (tmp_path / "c.yaml").write_text(yaml + "\n")
-    assert message in parse_error(DistillConfig, ["--config", str(tmp_path / "c.yaml")], capsys)
+    assert message in parse_error(KRRSTConfig, ["--config", str(tmp_path / "c.yaml")], capsys)
 
 
 def test_nulls_in_yaml_are_kept_where_the_field_takes_them(tmp_path):
     (tmp_path / "c.yaml").write_text("teacher: null\nmax_samples: null\n")
-    cfg = parse_config(DistillConfig, ["--config", str(tmp_path / "c.yaml"), "--teacher", "t"])
+    cfg = parse_config(KRRSTConfig, ["--config", str(tmp_path / "c.yaml"), "--teacher", "t"])
     assert (cfg.teacher, cfg.max_samples) == ("t", None)
 
 

@@ -23,7 +23,7 @@ def test_pretrain_fits_the_targets_and_saves_an_auto_model(tiny_distilled, tmp_p
     distilled = DistilledSet.load(tiny_distilled)
     model = AutoModelForImageClassification.from_pretrained(out).eval()
     assert model.config.arch == "convnet" and model.config.arch_options == {"depth": 2, "width": 4, "norm": "batch",
-                                                                            "pooling": "avg"}
+                                                                            "pooling": "avg", "double_width": True}
     assert AutoModel.from_pretrained(out).feature_dim == model.learner.feature_dim
     log = json.loads((out / "train_log.json").read_text())
     assert log[-1]["step"] == 60 and log[-1]["loss"] < 0.5 * log[0]["loss"]

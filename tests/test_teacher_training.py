@@ -7,14 +7,9 @@ import yaml
 
 from hf_ssdd import data
 from hf_ssdd.config import ConfigError, TeacherTrainConfig, check_output_dir
-from hf_ssdd.parsing import parse_config
 from hf_ssdd.data import Normalization
-from hf_ssdd.teacher_training import (
-    build_encoder,
-    save_teacher,
-    train_teacher,
-    warmup_cosine,
-)
+from hf_ssdd.parsing import parse_config
+from hf_ssdd.teacher_training import build_encoder, save_teacher, train_teacher, warmup_cosine
 
 TINY = dict(hidden_sizes=[8, 16], depths=[1, 1], projector_dim=32, batch_size=32, logging_steps=5, learning_rate=3e-3,
             report_to="none")
@@ -113,8 +108,8 @@ def test_the_papers_resnet18_with_a_cifar_stem_trains_and_teaches_a_distillation
     from transformers import AutoModel
 
     from hf_ssdd.cli import main
-    from hf_ssdd.config import DistillConfig
-    from hf_ssdd.distill import Distiller
+    from hf_ssdd.methods.krr_st.config import KRRSTConfig
+    from hf_ssdd.methods.krr_st.distiller import KRRSTDistiller
     from hf_ssdd.teachers import Teacher
 
     path, _ = source
@@ -133,10 +128,10 @@ def test_the_papers_resnet18_with_a_cifar_stem_trains_and_teaches_a_distillation
 
     teacher = Teacher.from_pretrained(str(out))
     assert (teacher.pooling, teacher.dim, teacher.image_size) == ("pooler", 16, 20)
-    cfg = DistillConfig(dataset=path, teacher=str(out), output_dir=str(tmp_path / "distilled"), num_synthetic=4,
-                        max_steps=2, batch_size=8, learner_depth=2, learner_width=4, pool_size=2, pool_steps=4,
-                        report_to="none")
-    distilled = Distiller(cfg).train()
+    cfg = KRRSTConfig(dataset=path, teacher=str(out), output_dir=str(tmp_path / "distilled"), num_synthetic=4,
+                      max_steps=2, batch_size=8, learner_depth=2, learner_width=4, pool_size=2, pool_steps=4,
+                      report_to="none")
+    distilled = KRRSTDistiller(cfg).train()
     assert distilled.targets.shape == (4, 16) and distilled.targets.isfinite().all()
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from hf_ssdd.cli import STAGES, _load, main
 from hf_ssdd.config import ConfigError, trackers
+from hf_ssdd.methods import METHODS, config_class
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -22,12 +23,14 @@ def stage_arguments(stage, fixtures):
         "distill": ["--dataset", source, "--teacher", teacher, "--num_synthetic", "4", "--max_steps", "4",
                     "--batch_size", "8", "--pool_size", "1", "--pool_steps", "3", "--logging_steps", "2",
                     *TINY_LEARNER],
+        "trajectories": ["--dataset", source, "--teacher", teacher, "--num_experts", "1", "--num_epochs", "1",
+                         "--batch_size", "12", "--logging_steps", "2", *TINY_LEARNER],
         "pretrain": ["--distilled", distilled, "--num_epochs", "4", "--logging_steps", "2"],
         "transfer": ["--target", labelled, "--max_steps", "4", "--batch_size", "8", "--logging_steps", "2"],
     }[stage]
 
 
-TRAINING_STAGES = ("train-teacher", "distill", "pretrain", "transfer")
+TRAINING_STAGES = ("train-teacher", "trajectories", "distill", "pretrain", "transfer")
 
 
 def test_every_stage_but_plan_and_import_trains_and_has_report_to():
@@ -35,7 +38,9 @@ def test_every_stage_but_plan_and_import_trains_and_has_report_to():
     `TRAINING_STAGES` (and so the tests below)."""
     assert set(TRAINING_STAGES) == set(STAGES) - {"plan", "import-teacher"}
     for stage in TRAINING_STAGES:
-        assert "report_to" in {f.name for f in dataclasses.fields(_load(STAGES[stage].config))}, stage
+        configs = [config_class(name) for name in METHODS] if STAGES[stage].by_method else [_load(STAGES[stage].config)]
+        for config_cls in configs:
+            assert "report_to" in {f.name for f in dataclasses.fields(config_cls)}, (stage, config_cls)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import copy
 import torch
 
 from hf_ssdd.learners import ConvNet
-from hf_ssdd.pool import ModelPool
+from hf_ssdd.methods.krr_st.pool import ModelPool
 
 
 def make_pool(**kwargs):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Stream, step_generator
+from ...data import Stream, step_generator
 
 
 class ModelPool:

@@ -1,4 +1,5 @@
-"""The distiller: a whole run, exact resumption, process-count invariance, and runs that go wrong."""
+"""The distiller: a whole run, exact resumption, process-count invariance, and runs that go wrong. KRR-ST's run in
+detail; every method's modes in the table of process-count and checkpoint invariance (MKDT's own: mkdt/)."""
 
 import os
 import signal
@@ -10,25 +11,34 @@ import pytest
 import torch
 
 from hf_ssdd.checkpoint import list_checkpoints
-from hf_ssdd.config import ConfigError, DistillConfig
-from hf_ssdd.distill import Distiller, NonFiniteLossError
+from hf_ssdd.config import ConfigError
+from hf_ssdd.methods import config_class
+from hf_ssdd.methods.distiller import NonFiniteLossError
+from hf_ssdd.methods.krr_st.distiller import KRRSTDistiller
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
+TINY = {  # per method: a run of a few seconds on the test fixtures
+    "krr_st": dict(batch_size=8, learner_depth=2, learner_width=4, pool_size=2, pool_steps=4, learning_rate=1e-2),
+    "mkdt": dict(syn_steps=3, syn_batch_size=4, image_learning_rate=10.0),
+}
+
+
 def tiny(source, teacher, output_dir, /, **overrides):
+    """A tiny config of `overrides["method"]` (default KRR-ST) on the fixtures."""
+    method = overrides.get("method", "krr_st")
     values = dict(
-        dataset=source, teacher=teacher, output_dir=str(output_dir), num_synthetic=6, max_steps=6, batch_size=8,
-        learner_depth=2, learner_width=4, pool_size=2, pool_steps=4, save_steps=3, save_total_limit=None,
-        learning_rate=1e-2, report_to="none",
+        dataset=source, teacher=teacher, output_dir=str(output_dir), num_synthetic=6, max_steps=6, save_steps=3,
+        save_total_limit=None, report_to="none", **TINY[method],
     )
-    return DistillConfig(**{**values, **overrides})
+    return config_class(method)(**{**values, **overrides})
 
 
 def test_a_run_writes_a_hub_dataset_with_checkpoints(tiny_source, tiny_teacher, tmp_path):
     import datasets
 
-    result = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out")).train()
+    result = KRRSTDistiller(tiny(tiny_source, tiny_teacher, tmp_path / "out")).train()
     assert result.pixel_values.shape == (6, 1, 12, 12) and result.targets.shape == (6, 16)
     rows = datasets.load_dataset(str(tmp_path / "out"), split="train", cache_dir=str(tmp_path / "cache"))
     assert len(rows) == 6
@@ -42,7 +52,7 @@ def test_a_run_writes_a_hub_dataset_with_checkpoints(tiny_source, tiny_teacher, 
 
 
 def test_the_synthetic_set_starts_from_real_images_and_teacher_targets(tiny_source, tiny_teacher, tmp_path):
-    d = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out"))
+    d = KRRSTDistiller(tiny(tiny_source, tiny_teacher, tmp_path / "out"))
     real = d.normalization.normalize(d.images[d.init_indices])
     assert torch.equal(d.x_s.detach(), real), "X_s starts as normalised real images (not raw pixels)"
     torch.testing.assert_close(d.y_s.detach(), d.teacher(d.images[d.init_indices].float() / 255))
@@ -50,8 +60,8 @@ def test_the_synthetic_set_starts_from_real_images_and_teacher_targets(tiny_sour
 
 
 def test_outer_steps_move_images_and_targets_and_lower_the_loss(tiny_source, tiny_teacher, tmp_path):
-    d = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", pool_steps=50, max_steps=40, batch_size=48,
-                       crop_padding=0, flip=False, pool_size=1, learning_rate=0.05))
+    d = KRRSTDistiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", pool_steps=50, max_steps=40, batch_size=48,
+                           crop_padding=0, flip=False, pool_size=1, learning_rate=0.05))
     x0, y0 = d.x_s.detach().clone(), d.y_s.detach().clone()
     losses = [d.outer_step() for _ in range(40)]
     assert not torch.equal(d.x_s, x0) and not torch.equal(d.y_s, y0)
@@ -69,7 +79,7 @@ def test_chunk_size_and_krr_solver_change_cost_not_results(tiny_source, tiny_tea
     def first_step(solver, chunk):
         cfg = tiny(tiny_source, tiny_teacher, tmp_path / f"{solver}-{chunk}", num_synthetic=m, learner_width=width,
                    krr_solver=solver, feature_chunk_size=chunk)
-        d = Distiller(cfg)
+        d = KRRSTDistiller(cfg)
         loss = d.outer_step()
         return loss, d.x_s.grad.clone(), d.y_s.grad.clone()
 
@@ -82,15 +92,15 @@ def test_chunk_size_and_krr_solver_change_cost_not_results(tiny_source, tiny_tea
 
 
 def test_reference_mode_overrides_every_speed_option(tiny_source, tiny_teacher, tmp_path):
-    d = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", reference=True, teacher_views=3,
-                       krr_solver="dual", feature_chunk_size=2, mixed_precision="bf16"))
+    d = KRRSTDistiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", reference=True, teacher_views=3,
+                           krr_solver="dual", feature_chunk_size=2, mixed_precision="bf16"))
     assert d.teacher_cache is None and d.cfg.krr_solver == "reference" and d.cfg.mixed_precision == "no"
     assert d.cfg.feature_chunk_size >= max(d.cfg.num_synthetic, d.cfg.batch_size)
     assert d.result().metadata["hyperparameters"]["reference"] is True
 
 
 def test_bf16_runs_the_forwards_in_bf16_and_follows_float32(tiny_source, tiny_teacher, tmp_path, monkeypatch):
-    import hf_ssdd.distill as distill
+    import hf_ssdd.methods.krr_st.distiller as distill
 
     seen = []
     real = distill.krr_loss
@@ -101,7 +111,7 @@ def test_bf16_runs_the_forwards_in_bf16_and_follows_float32(tiny_source, tiny_te
     try:
         for precision in ("no", "bf16"):
             AcceleratorState._reset_state(True)  # precision is fixed once per process otherwise
-            d = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / precision, mixed_precision=precision))
+            d = KRRSTDistiller(tiny(tiny_source, tiny_teacher, tmp_path / precision, mixed_precision=precision))
             losses[precision] = [d.outer_step() for _ in range(3)]
     finally:
         AcceleratorState._reset_state(True)
@@ -110,10 +120,10 @@ def test_bf16_runs_the_forwards_in_bf16_and_follows_float32(tiny_source, tiny_te
 
 
 def test_resuming_gives_bitwise_the_uninterrupted_result(tiny_source, tiny_teacher, tmp_path):
-    full = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "full")).train()
+    full = KRRSTDistiller(tiny(tiny_source, tiny_teacher, tmp_path / "full")).train()
     resumed_cfg = tiny(tiny_source, tiny_teacher, tmp_path / "resumed",
                        resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-3"))
-    resumed = Distiller(resumed_cfg)
+    resumed = KRRSTDistiller(resumed_cfg)
     assert resumed.step == 3
     result = resumed.train()
     assert torch.equal(result.pixel_values, full.pixel_values)
@@ -125,9 +135,9 @@ def test_with_teacher_views_the_step_reads_targets_from_the_cache_and_resumes_ex
     tiny_source, tiny_teacher, tmp_path
 ):
     cfg = dict(teacher_views=2, teacher_cache_dir=str(tmp_path / "cache"))
-    full = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "full", **cfg)).train()
-    resumed = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "resumed", **cfg,
-                             resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-3")))
+    full = KRRSTDistiller(tiny(tiny_source, tiny_teacher, tmp_path / "full", **cfg)).train()
+    resumed = KRRSTDistiller(tiny(tiny_source, tiny_teacher, tmp_path / "resumed", **cfg,
+                                  resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-3")))
     resumed.teacher.forward = lambda images: pytest.fail("the teacher ran inside an outer step")
     result = resumed.train()
     assert torch.equal(result.pixel_values, full.pixel_values) and torch.equal(result.targets, full.targets)
@@ -135,8 +145,8 @@ def test_with_teacher_views_the_step_reads_targets_from_the_cache_and_resumes_ex
 
 
 def test_resume_latest_from_the_output_dir(tiny_source, tiny_teacher, tmp_path):
-    Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", max_steps=3)).train()
-    d = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", resume_from_checkpoint="latest"))
+    KRRSTDistiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", max_steps=3)).train()
+    d = KRRSTDistiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", resume_from_checkpoint="latest"))
     assert d.step == 3
 
 
@@ -149,7 +159,10 @@ MODES = {
     "bf16": {"mixed_precision": "bf16"},
     "gradient clipping": {"max_grad_norm": 0.01},
     "reference": {"reference": True},
+    "high-loss init": {"init": "high_loss"},
+    "mkdt": {"method": "mkdt", "segments": 2},
 }
+NEEDS_TRAJECTORIES = ("high-loss init", "mkdt")
 
 # Two processes sum the gradient in another order. Adam divides a near-zero gradient by its own size, so that noise
 # can move a pixel by a few percent of one step (lr 1e-2): seen with the chunked dual solve, 1 element in 864.
@@ -159,12 +172,11 @@ CROSS_PROCESS_TOLERANCE = {"bf16": 2e-2, "chunked features": 1e-3}
 RUNS = """
 import json, sys, torch
 from accelerate.state import AcceleratorState
-from hf_ssdd.config import DistillConfig
-from hf_ssdd.distill import Distiller
+from hf_ssdd.methods import METHODS, config_class, load
 results = {}
 for name, kwargs in json.loads(sys.argv[1]).items():
     AcceleratorState._reset_state()  # each run sets its own precision; the process group stays
-    d = Distiller(DistillConfig(**kwargs))
+    d = load(METHODS[kwargs["method"]].distiller)(config_class(kwargs["method"])(**kwargs))
     result = d.train()
     results[name] = (result.pixel_values, result.targets, d.accelerator.num_processes)
 if d.accelerator.is_main_process:
@@ -173,14 +185,16 @@ if d.accelerator.is_main_process:
 
 
 def run_here(configs: dict) -> dict:
-    """`{name: DistillConfig}` -> `{name: (X_s, Y_s)}`, each run in this process with a fresh accelerate state."""
+    """`{name: config}` -> `{name: (X_s, Y_s)}`, each run in this process with a fresh accelerate state."""
     from accelerate.state import AcceleratorState
+
+    from hf_ssdd.methods import METHODS, load
 
     results = {}
     try:
         for name, cfg in configs.items():
             AcceleratorState._reset_state(True)
-            result = Distiller(cfg).train()
+            result = load(METHODS[cfg.method].distiller)(cfg).train()
             results[name] = (result.pixel_values, result.targets)
     finally:
         AcceleratorState._reset_state(True)
@@ -212,7 +226,8 @@ def assert_close(got, want, what, tolerance=1e-4):
         torch.testing.assert_close(g, w, atol=tolerance, rtol=tolerance, msg=lambda text: f"{what}: {text}")
 
 
-def test_checkpoints_never_change_a_run_and_resume_on_any_process_count(tiny_source, tiny_teacher, tmp_path):
+def test_checkpoints_never_change_a_run_and_resume_on_any_process_count(tiny_source, tiny_teacher, tiny_trajectories,
+                                                                        tmp_path):
     """For every mode, on 1 and on 2 processes: checkpointing after every step ends bitwise where a run without
     checkpoints ends; 2 processes give the 1-process result; a sharded checkpoint written on either process count
     resumes on either to the uninterrupted set (bitwise on the same count)."""
@@ -222,6 +237,8 @@ def test_checkpoints_never_change_a_run_and_resume_on_any_process_count(tiny_sou
         out = tmp_path / str(processes)
         runs = {}
         for mode, options in MODES.items():
+            if mode in NEEDS_TRAJECTORIES:
+                options = {**options, "trajectories": tiny_trajectories}
             for save_steps in (100, 1):
                 runs[f"{mode}, save_steps={save_steps}"] = tiny(
                     tiny_source, tiny_teacher, out / f"{mode}-{save_steps}", max_steps=4, save_steps=save_steps,
@@ -249,12 +266,17 @@ def test_checkpoints_never_change_a_run_and_resume_on_any_process_count(tiny_sou
         uninterrupted = results["sharded, save_steps=100"]
         assert_bitwise(results[f"sharded, resumed from {same}"], uninterrupted, f"resume on {same} of {same}")
         assert_close(results[f"sharded, resumed from {other}"], uninterrupted, f"resume on {same} of {other}")
-    start = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "init")).x_s
+    start = KRRSTDistiller(tiny(tiny_source, tiny_teacher, tmp_path / "init")).x_s
     assert not torch.allclose(one["plain, save_steps=100"][0], start), "the runs moved the images"
 
 
-def test_a_signal_writes_a_checkpoint_before_exiting(tiny_source, tiny_teacher, tmp_path, monkeypatch):
-    d = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", save_steps=100))
+@pytest.mark.parametrize("method", ["krr_st", "mkdt"])
+def test_a_signal_writes_a_checkpoint_before_exiting(method, tiny_source, tiny_teacher, tiny_trajectories, tmp_path,
+                                                     monkeypatch):
+    from hf_ssdd.methods import METHODS, load
+
+    extra = {"method": method, "trajectories": tiny_trajectories} if method == "mkdt" else {}
+    d = load(METHODS[method].distiller)(tiny(tiny_source, tiny_teacher, tmp_path / "out", save_steps=100, **extra))
     step = d.outer_step
 
     def interrupted():
@@ -274,9 +296,9 @@ def test_a_signal_writes_a_checkpoint_before_exiting(tiny_source, tiny_teacher, 
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     tiny_source, tiny_teacher, tmp_path, monkeypatch
 ):
-    import hf_ssdd.distill as distill
+    import hf_ssdd.methods.krr_st.distiller as distill
 
-    d = Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out"))
+    d = KRRSTDistiller(tiny(tiny_source, tiny_teacher, tmp_path / "out"))
     real = distill.krr_loss
     monkeypatch.setattr(distill, "krr_loss", lambda *a: real(*a) * (float("nan") if d.step == 4 else 1.0))
     with pytest.raises(NonFiniteLossError, match="step 4.*checkpoint-3"):
@@ -298,19 +320,20 @@ def test_bad_inputs_fail_before_any_work_with_a_message(tiny_source, tiny_teache
     ]
     for overrides, message in cases:
         with pytest.raises(ConfigError, match=message):
-            Distiller(tiny(tiny_source, tiny_teacher, overrides.pop("output_dir", tmp_path / "out"), **overrides))
+            KRRSTDistiller(tiny(tiny_source, tiny_teacher, overrides.pop("output_dir", tmp_path / "out"), **overrides))
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
     assert not (tmp_path / "out").exists(), "nothing is written for a bad argument"
 
 
 def test_incompatible_or_corrupt_checkpoints_are_refused(tiny_source, tiny_teacher, tmp_path):
-    Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", max_steps=3)).train()
+    KRRSTDistiller(tiny(tiny_source, tiny_teacher, tmp_path / "out", max_steps=3)).train()
     checkpoint = str(tmp_path / "out" / "checkpoint-3")
     with pytest.raises(ConfigError, match="incompatible config.*num_synthetic=6 there vs 5 now"):
-        Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "new", num_synthetic=5, resume_from_checkpoint=checkpoint))
+        KRRSTDistiller(tiny(tiny_source, tiny_teacher, tmp_path / "new", num_synthetic=5,
+                            resume_from_checkpoint=checkpoint))
     (Path(checkpoint) / "state.safetensors").write_bytes(b"\0" * 10)
     with pytest.raises(ConfigError, match="incomplete or corrupt"):
-        Distiller(tiny(tiny_source, tiny_teacher, tmp_path / "new", resume_from_checkpoint=checkpoint))
+        KRRSTDistiller(tiny(tiny_source, tiny_teacher, tmp_path / "new", resume_from_checkpoint=checkpoint))
 
 
 def test_cli_runs_distill_with_yaml_and_overrides(tiny_source, tiny_teacher, tmp_path):
@@ -334,10 +357,10 @@ def test_push_to_hub_uploads_the_finished_folder_and_a_failure_keeps_it(tiny_sou
 
     cfg = tiny(tiny_source, tiny_teacher, tmp_path / "out", max_steps=2, push_to_hub="user/set", private=True)
     with mock.patch("hf_ssdd.hub.push_to_hub") as push:
-        Distiller(cfg).train()
+        KRRSTDistiller(cfg).train()
     push.assert_called_once_with(str(tmp_path / "out"), "user/set", repo_type="dataset", private=True)
     failing = tiny(tiny_source, tiny_teacher, tmp_path / "out2", max_steps=2, push_to_hub="user/set")
     with mock.patch("hf_ssdd.hub.push_to_hub", side_effect=PushError("retry with hf-ssdd push")):
         with pytest.raises(PushError, match="retry"):
-            Distiller(failing).train()
+            KRRSTDistiller(failing).train()
     assert (tmp_path / "out2" / "README.md").exists() and list((tmp_path / "out2" / "data").glob("*.parquet"))

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from hf_ssdd.krr import SOLVERS, krr_loss, krr_predict, resolve_solver, with_bias
 from hf_ssdd.learners import ConvNet
+from hf_ssdd.methods.krr_st.krr import SOLVERS, krr_loss, krr_predict, resolve_solver, with_bias
 
 
 def test_with_bias_appends_a_column_of_ones():
