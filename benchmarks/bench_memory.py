@@ -26,16 +26,16 @@ GB = 1024**3
 def worker(m: int, folder: Path, max_memory_gb: float) -> dict:
     from workloads import cifar_like_source, small_vit_teacher
 
-    from hf_ssdd.config import DistillConfig
-    from hf_ssdd.distill import Distiller
-    from hf_ssdd.memory import plan_memory
+    from hf_ssdd.methods.krr_st.config import KRRSTConfig
+    from hf_ssdd.methods.krr_st.distiller import KRRSTDistiller
+    from hf_ssdd.methods.krr_st.memory import plan_memory
 
-    cfg = DistillConfig(
+    cfg = KRRSTConfig(
         dataset=cifar_like_source(folder, max(m, 1024)), teacher=small_vit_teacher(folder), num_synthetic=m,
         batch_size=256, learner_depth=3, learner_width=32, pool_size=1, pool_steps=2, feature_chunk_size=512,
         pool_chunk_size=512, max_memory_gb=max_memory_gb, output_dir=str(folder / f"out-{m}"), report_to="none",
     )
-    d = Distiller(cfg)
+    d = KRRSTDistiller(cfg)
     d.outer_step()
     shape, device = tuple(d.images.shape[1:]), d.accelerator.device
     plan = plan_memory(d.cfg, d.make_learner(), d.teacher, shape, len(d.images), device)

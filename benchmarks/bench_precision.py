@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 from workloads import ROOT, fashion_mnist_teacher, new_distiller
 
-from hf_ssdd.config import DistillConfig
+from hf_ssdd.methods.krr_st.config import KRRSTConfig
 from hf_ssdd.parsing import parse_config
 
 
-def curve(cfg: DistillConfig, steps: int) -> list[float]:
+def curve(cfg: KRRSTConfig, steps: int) -> list[float]:
     from tqdm.auto import tqdm
 
     d = new_distiller(cfg)
@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     steps = args.steps or (40 if args.quick else 200)
 
-    base = parse_config(DistillConfig, ["--config", str(ROOT / "recipes/configs/fashion_mnist.yaml")])
+    base = parse_config(KRRSTConfig, ["--config", str(ROOT / "recipes/configs/fashion_mnist.yaml")])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         base = dataclasses.replace(base, teacher=fashion_mnist_teacher(tmp), max_steps=steps, report_to="none",

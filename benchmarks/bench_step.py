@@ -1,6 +1,9 @@
 """bench_step: seconds per outer step, optimised against the reference mode, and against the floor.
 
     python benchmarks/bench_step.py [--quick] [--bf16] [--steps N]
+    python benchmarks/bench_step.py --method mkdt --authors_src /path/to/MKDT [--quick]   (bench_step_mkdt.py)
+
+KRR-ST (the default):
 
 Two workloads, each timed side by side in one run (machines are noisy; only ratios measured together count):
 
@@ -26,9 +29,9 @@ from pathlib import Path
 import torch
 from workloads import ROOT, cifar_like_source, fashion_mnist_teacher, new_distiller, vit_tiny_teacher
 
-from hf_ssdd.config import DistillConfig
+from hf_ssdd.methods.krr_st.config import KRRSTConfig
+from hf_ssdd.methods.krr_st.distiller import KRRSTDistiller
 from hf_ssdd.parsing import parse_config
-from hf_ssdd.distill import Distiller
 
 
 def synchronize() -> None:
@@ -46,11 +49,11 @@ def seconds_per_call(fn, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def distiller(cfg: DistillConfig, out: Path) -> Distiller:
+def distiller(cfg: KRRSTConfig, out: Path) -> KRRSTDistiller:
     return new_distiller(dataclasses.replace(cfg, output_dir=str(out), report_to="none"))
 
 
-def floor_step(d: Distiller):
+def floor_step(d: KRRSTDistiller):
     """The learner work of one step, without the teacher, the KRR algebra, data loading or bookkeeping."""
     model, acc = d.pool.models[0], d.accelerator
     x, _ = d.real_batch(0)
@@ -68,10 +71,10 @@ def floor_step(d: Distiller):
     return work
 
 
-def profile(d: Distiller, repeats: int) -> dict[str, float]:
+def profile(d: KRRSTDistiller, repeats: int) -> dict[str, float]:
     """Seconds of each part of the optimised step, timed one by one on the same state."""
-    from hf_ssdd.distill import embed
-    from hf_ssdd.krr import krr_loss
+    from hf_ssdd.methods.krr_st.distiller import embed
+    from hf_ssdd.methods.krr_st.krr import krr_loss
 
     cfg, acc, model = d.cfg, d.accelerator, d.pool.models[0]
     x, y = d.real_batch(0)
@@ -104,11 +107,11 @@ def profile(d: Distiller, repeats: int) -> dict[str, float]:
     return {name: seconds_per_call(fn, repeats) for name, fn in parts.items()}
 
 
-def workloads(quick: bool, folder: Path) -> dict[str, DistillConfig]:
-    fashion = parse_config(DistillConfig, ["--config", str(ROOT / "recipes/configs/fashion_mnist.yaml")])
+def workloads(quick: bool, folder: Path) -> dict[str, KRRSTConfig]:
+    fashion = parse_config(KRRSTConfig, ["--config", str(ROOT / "recipes/configs/fashion_mnist.yaml")])
     fashion = dataclasses.replace(fashion, teacher=fashion_mnist_teacher(folder), pool_size=2,
                                   max_samples=10_000 if quick else None)
-    cifar = DistillConfig(  # --quick: a quarter of the images and half the learner's width
+    cifar = KRRSTConfig(  # --quick: a quarter of the images and half the learner's width
         dataset=cifar_like_source(folder, 1024 if quick else 4096), teacher=vit_tiny_teacher(folder),
         num_synthetic=250 if quick else 1000, batch_size=256, learner_depth=3, learner_width=64 if quick else 128,
         pool_size=2, pool_steps=2, max_steps=1000,
@@ -118,11 +121,19 @@ def workloads(quick: bool, folder: Path) -> dict[str, DistillConfig]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", choices=tuple(RUNS), default="krr_st")
+    parser.add_argument("--authors_src", help="mkdt: a checkout of jiayini1119/MKDT, timed against ours")
     parser.add_argument("--quick", action="store_true", help="fewer images to cache and fewer timed steps")
     parser.add_argument("--bf16", action="store_true", help="optimised forwards in bf16 (for GPUs)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per mode (default 2 quick, 5 full)")
     parser.add_argument("--teacher_views", type=int, default=2, help="views per real image in the teacher cache")
     args = parser.parse_args()
+    if args.method == "mkdt" and not args.authors_src:
+        parser.error("--method mkdt times ours against the authors' iteration: pass --authors_src")
+    RUNS[args.method](args)
+
+
+def run_krr_st(args: argparse.Namespace) -> None:
     steps = args.steps or (2 if args.quick else 5)
 
     rows = []
@@ -157,6 +168,14 @@ def main() -> None:
     print(f"bench_step: reference/optimised = {t_ref / t_opt:.2f}x ({name}), "
           f"step/floor = {worst:.2f} worst of {len(rows)} (target <= 1.3)")
 
+
+def run_mkdt(args: argparse.Namespace) -> None:
+    from bench_step_mkdt import run
+
+    run(args)
+
+
+RUNS = {"krr_st": run_krr_st, "mkdt": run_mkdt}
 
 if __name__ == "__main__":
     main()

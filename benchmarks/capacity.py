@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 from workloads import save_preprocessor
 
-from hf_ssdd.config import DistillConfig
 from hf_ssdd.learners import ConvNet
-from hf_ssdd.memory import GB, plan_memory
+from hf_ssdd.memory import GB
+from hf_ssdd.methods.krr_st.config import KRRSTConfig
+from hf_ssdd.methods.krr_st.memory import plan_memory
 from hf_ssdd.teachers import Teacher
 
 LEARNERS = {32: (3, 128), 64: (4, 64), 128: (5, 64), 224: (5, 64)}  # side -> ConvNet (depth, width)
@@ -32,9 +33,9 @@ def vit_b_teacher(folder: Path) -> Teacher:
     return Teacher.from_pretrained(str(folder))
 
 
-def largest_m(cfg: DistillConfig, learner, teacher, side: int, gpus: int, budget: int) -> tuple[int, object]:
+def largest_m(cfg: KRRSTConfig, learner, teacher, side: int, gpus: int, budget: int) -> tuple[int, object]:
     def plan(m):
-        trial = DistillConfig(**{**cfg.__dict__, "num_synthetic": m})
+        trial = KRRSTConfig(**{**cfg.__dict__, "num_synthetic": m})
         return plan_memory(trial, learner, teacher, (3, side, side), 0, torch.device("cuda"), gpus, budget)
 
     low, high = gpus, gpus
@@ -58,8 +59,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for side, (depth, width) in LEARNERS.items():
         learner = ConvNet(3, side, depth, width, out_features=teacher.dim)
-        cfg = DistillConfig(teacher="vit-b", batch_size=1024, learner_depth=depth, learner_width=width,
-                            teacher_views=10, shard_synthetic=True, feature_chunk_size=512, pool_chunk_size=512)
+        cfg = KRRSTConfig(teacher="vit-b", batch_size=1024, learner_depth=depth, learner_width=width,
+                          teacher_views=10, shard_synthetic=True, feature_chunk_size=512, pool_chunk_size=512)
         m, plan = largest_m(cfg, learner, teacher, side, args.gpus, budget)
         system = next(k for k in plan.parts if k.startswith("KRR system"))
         top = sorted(plan.parts.items(), key=lambda kv: -kv[1])[:3]

@@ -35,7 +35,7 @@ import torch
 from bench_step import distiller, floor_step, seconds_per_call
 from workloads import ROOT, cifar_like_source, resnet18_cifar_teacher, save_preprocessor
 
-from hf_ssdd.config import DistillConfig
+from hf_ssdd.methods.krr_st.config import KRRSTConfig
 
 PAPER_STEPS = 160_000
 SIZES = {  # the paper's shapes, and toy ones for the dry run
@@ -67,13 +67,13 @@ def vit_teacher(folder: Path, size: str) -> str:
     return str(path)
 
 
-def tiny_run(folder: Path, **overrides) -> DistillConfig:
+def tiny_run(folder: Path, **overrides) -> KRRSTConfig:
     values = dict(
         dataset=cifar_like_source(folder, 64), teacher=vit_teacher(folder, "toy"), num_synthetic=8, batch_size=16,
         learner_depth=2, learner_width=8, pool_size=2, pool_steps=4, max_steps=4, learning_rate=1e-2,
         output_dir=str(folder / "tiny"), save_steps=100, report_to="none",
     )
-    return DistillConfig(**{**values, **overrides})
+    return KRRSTConfig(**{**values, **overrides})
 
 
 def check_device_equals_cpu(folder: Path) -> dict:
@@ -103,7 +103,7 @@ def check_bf16(folder: Path) -> dict:
             "detail": f"loss float32 {losses['no']:.6f}, bf16 {losses['bf16']:.6f}"}
 
 
-def workloads(sizes: dict, folder: Path) -> dict[str, DistillConfig]:
+def workloads(sizes: dict, folder: Path) -> dict[str, KRRSTConfig]:
     """The paper's CIFAR-100 step with each teacher."""
     base = dict(
         dataset=cifar_like_source(folder, sizes["images"]), num_synthetic=sizes["m"], batch_size=sizes["batch"],
@@ -111,14 +111,14 @@ def workloads(sizes: dict, folder: Path) -> dict[str, DistillConfig]:
     )
     resnet = resnet18_cifar_teacher(folder, sizes["resnet_widths"])
     vit = vit_teacher(folder, sizes["vit"])
-    return {"ResNet-18 (CIFAR stem), 32x32": DistillConfig(teacher=resnet, **base),
+    return {"ResNet-18 (CIFAR stem), 32x32": KRRSTConfig(teacher=resnet, **base),
             f"ViT-{'B/16' if sizes['vit'] == 'base' else 'toy'}, {224 if sizes['vit'] == 'base' else 32}px":
-                DistillConfig(teacher=vit, **base)}
+                KRRSTConfig(teacher=vit, **base)}
 
 
 def planner_check(d) -> dict | None:
     """The planner's device tensors against the allocator's peak over the timed steps (None without accelerator)."""
-    from hf_ssdd.memory import plan_memory
+    from hf_ssdd.methods.krr_st.memory import plan_memory
 
     plan = plan_memory(d.cfg, d.make_learner(), d.teacher, tuple(d.images.shape[1:]), len(d.images),
                        d.accelerator.device)
@@ -136,7 +136,7 @@ def release() -> None:
         torch.accelerator.empty_cache()
 
 
-def time_workload(name: str, cfg: DistillConfig, folder: Path, steps: int) -> tuple[dict, dict | None]:
+def time_workload(name: str, cfg: KRRSTConfig, folder: Path, steps: int) -> tuple[dict, dict | None]:
     reference = distiller(dataclasses.replace(cfg, reference=True), folder / "reference")
     t_reference = seconds_per_call(reference.outer_step, steps)
     del reference

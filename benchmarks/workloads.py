@@ -17,14 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def new_distiller(cfg):
-    """A `Distiller` for `cfg` in a process that may already have built one with another precision (accelerate
+    """A `KRRSTDistiller` for `cfg` in a process that may already have built one with another precision (accelerate
     fixes the precision of its `Accelerator` state once per process otherwise)."""
     from accelerate.state import AcceleratorState
 
-    from hf_ssdd.distill import Distiller
+    from hf_ssdd.methods.krr_st.distiller import KRRSTDistiller
 
     AcceleratorState._reset_state(True)
-    return Distiller(cfg)
+    return KRRSTDistiller(cfg)
 
 
 def cifar_like_source(folder: Path, n: int = 2048) -> str:
