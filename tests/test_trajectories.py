@@ -175,3 +175,15 @@ def test_bad_inputs_are_one_line_errors_before_any_work(tiny_trajectories, tiny_
         Trajectories.load(str(partial))
     with pytest.raises(ConfigError, match="another source or teacher.*num_images 48 there vs 40 here"):
         Trajectories.load(tiny_trajectories).check_source(40, 1, 12, experts_teacher(tiny_teacher))
+
+
+def test_push_to_hub_uploads_the_folder_as_a_model_repo(tiny_source, tiny_teacher, tmp_path):
+    from unittest import mock
+
+    from hf_ssdd.hub import IGNORE_PATTERNS
+
+    with mock.patch("hf_ssdd.hub.push_to_hub", return_value="https://hf.co/user/experts") as push:
+        train_trajectories(tiny(tiny_source, tiny_teacher, tmp_path / "out", num_experts=1, num_epochs=1,
+                                push_to_hub="user/experts", private=True))
+    push.assert_called_once_with(tmp_path / "out", "user/experts", repo_type="model", private=True)
+    assert "checkpoint-*" in IGNORE_PATTERNS and "trajectories_config.yaml" in IGNORE_PATTERNS
