@@ -63,8 +63,9 @@ def load_yaml(path: str | Path, config_cls: type) -> dict[str, Any]:
         raise ConfigError(f"{path} must hold a mapping of key: value, not {type(values).__name__}.")
     known = {f.name for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(values) - known)
-    if unknown and _misplaced(config_cls, [f"--{key}" for key in unknown]):
-        raise ConfigError(f"{path}: {_misplaced(config_cls, [f'--{key}' for key in unknown])}")
+    misplaced = _misplaced(config_cls, [f"--{key}" for key in unknown])
+    if misplaced:
+        raise ConfigError(f"{path}: {misplaced}")
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown} in {path}; valid keys: {', '.join(sorted(known))}.")
     hints = typing.get_type_hints(config_cls)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import ConfigError, SourceConfig, check_choices, check_positive, report_to_field, trackers
+from ..config import ConfigError, SourceConfig, check_positive, report_to_field, trackers
 from ..provenance import HUB_LICENSES
 from . import DEFAULT_METHOD, METHODS, owner_of
 
@@ -97,11 +97,8 @@ class DistillConfig(SourceConfig):
                 f"license={self.license!r} is not a Hub licence id; use one such as mit, apache-2.0, cc-by-4.0 or "
                 "other (the list: https://huggingface.co/docs/hub/repositories-licenses)."
             )
-        check_choices(self)
-        check_positive(
-            self, "num_synthetic", "max_steps", "max_memory_gb", "save_steps",
-            "logging_steps", "save_total_limit",
-        )
+        check_positive(self, "num_synthetic", "max_steps", "max_memory_gb", "save_steps", "logging_steps",
+                       "save_total_limit")
         if self.init == "high_loss" and not self.trajectories:
             raise ConfigError("init='high_loss' ranks images by the experts' loss: pass --trajectories (a folder "
                               "from `hf-ssdd trajectories`) or use --init random.")
@@ -129,9 +126,9 @@ def method_of(argv: list[str]) -> str:
 
     import yaml
 
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    pre.add_argument("--method")
-    pre.add_argument("--config")
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # a missing value is the real parser's error
+    pre.add_argument("--method", nargs="?")
+    pre.add_argument("--config", nargs="?")
     known, _ = pre.parse_known_args(argv)
     if known.method:
         return known.method

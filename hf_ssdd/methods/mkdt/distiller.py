@@ -24,6 +24,7 @@ from torch import nn
 
 from ...config import ConfigError
 from ...data import Stream, step_generator
+from ...trajectories import source_targets
 from ..distiller import Distiller, NonFiniteLossError
 from .config import MKDTConfig
 from .matching import inner_batches, matching_loss, unroll
@@ -57,9 +58,6 @@ class MKDTDistiller(Distiller):
         self.normalization = trajectories.normalization
         self.model = trajectories.learner().to(acc.device)
         check_fits(cfg, self.model, self.teacher, tuple(self.images.shape[1:]), len(self.images), acc.device)
-
-        from ...trajectories import source_targets
-
         init = torch.tensor(self.init_indices)
         targets = source_targets(self.teacher, self.images, self.normalization, cfg.teacher_cache_dir, acc)
         self.x_s = nn.Parameter(self.normalization.normalize(self.images[init]).to(acc.device))  # (m, C, H, W)
