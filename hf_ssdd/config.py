@@ -33,6 +33,18 @@ def fixed_on_resume(cfg) -> dict:
     return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.metadata.get("role") is None}
 
 
+def check_compatible(cfg, saved: dict, what: str) -> None:
+    """Refuse to resume `what` (a checkpoint, a folder of trajectories), written with the config values `saved`,
+    with `cfg` when a hyperparameter of `fixed_on_resume` differs. A field `saved` predates counts as its default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
+    current = fixed_on_resume(cfg)
+    differ = sorted(k for k in current if saved.get(k, defaults[k]) != current[k])
+    if differ:
+        detail = ", ".join(f"{k}={saved.get(k, defaults[k])!r} there vs {current[k]!r} now" for k in differ[:4])
+        raise ConfigError(f"{what} comes from an incompatible config ({detail}); use the same settings or start a "
+                          "new --output_dir.")
+
+
 def trackers(report_to: str) -> list[str]:
     """accelerate's `log_with` for `report_to`: `auto` is tensorboard when installed, `none` is no tracker, else
     comma-separated tracker names, each known to accelerate and installed, or a `ConfigError` listing those that are."""

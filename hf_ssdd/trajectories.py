@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import (
-    ConfigError, ConvNetConfig, SourceConfig, check_output_dir, check_positive, fixed_on_resume, report_to_field,
+    ConfigError, ConvNetConfig, SourceConfig, check_compatible, check_output_dir, check_positive, report_to_field,
     save_config, trackers,
 )
 from .data import Normalization, Stream, describe_source, step_generator
@@ -197,32 +197,37 @@ def source_targets(teacher, images: torch.Tensor, normalization: Normalization, 
     return cache.features[0]
 
 
+def target_rows(targets, indices: torch.Tensor) -> torch.Tensor:
+    """Rows `indices` `(n,)` of the targets' memory map `(N, d)`, as a float32 tensor `(n, d)` of their own."""
+    import numpy as np
+
+    return torch.from_numpy(np.ascontiguousarray(targets[indices.numpy()]))
+
+
 def expert_losses(trajectories: Trajectories, images: torch.Tensor, normalization: Normalization, targets,
                   epoch: int = 1, accelerator=None, chunk_size: int = 1024) -> torch.Tensor:
     """`(K, N)`: each expert's MSE (mean over the `d` outputs) on every source image, with its weights after
     `epoch` epochs. On `P` processes each computes its experts and the rows are summed with zeros elsewhere, so the
     result is bitwise the same on any number of processes."""
-    import numpy as np
     from accelerate import PartialState
+    from accelerate.utils import reduce
     from tqdm.auto import tqdm
 
     state = accelerator.state if accelerator is not None else PartialState()
     device = state.device
     model = trajectories.learner().to(device).eval()
-    losses = torch.zeros(trajectories.num_experts, len(images), device=device)
     mine = range(state.process_index, trajectories.num_experts, state.num_processes)
-    for k in tqdm(mine, desc="expert losses", disable=not state.is_main_process, leave=False):
-        params = trajectories.parameters(k, epoch, device)
-        with torch.no_grad():
-            for chunk in torch.arange(len(images)).split(chunk_size):
-                x = normalization.normalize(images[chunk].to(device))
-                y = torch.from_numpy(np.ascontiguousarray(targets[chunk.numpy()])).to(device)
-                out = torch.func.functional_call(model, params, (x,))
+    params = {k: trajectories.parameters(k, epoch, device) for k in mine}
+    losses = torch.zeros(trajectories.num_experts, len(images), device=device)
+    chunks = torch.arange(len(images)).split(chunk_size)
+    with torch.no_grad():
+        for chunk in tqdm(chunks, desc="expert losses", disable=not state.is_main_process, leave=False):
+            x = normalization.normalize(images[chunk].to(device))
+            y = target_rows(targets, chunk).to(device)
+            for k in mine:
+                out = torch.func.functional_call(model, params[k], (x,))
                 losses[k, chunk.to(device)] = (out - y).pow(2).mean(1)
-    if state.num_processes > 1:
-        from accelerate.utils import reduce
-
-        losses = reduce(losses, reduction="sum")
+    losses = reduce(losses, reduction="sum")  # a copy on one process
     return losses.cpu()
 
 
@@ -274,7 +279,6 @@ class ExpertTrainer:
     def train(self, k: int, requested: list, bar=None) -> list[float]:
         """Train expert `k` to `expert-k.safetensors`; return its mean loss per epoch. `bar` (a tqdm) advances one
         step an epoch."""
-        import numpy as np
         from safetensors.torch import save_file
 
         from .atomic import write_file
@@ -308,7 +312,7 @@ class ExpertTrainer:
             while batch < len(batches):
                 indices = batches[batch]
                 x = self.normalization.normalize(self.images[indices].to(self.device))
-                y = torch.from_numpy(np.ascontiguousarray(self.targets[indices.numpy()])).to(self.device)
+                y = target_rows(self.targets, indices).to(self.device)
                 loss = F.mse_loss(model(x), y)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"expert {k}: loss is {loss.item()} at epoch {epoch + 1}, batch "
@@ -375,10 +379,7 @@ def train_trajectories(cfg: TrajectoriesConfig) -> Trajectories:
     out = Path(cfg.output_dir)
     if resuming and (out / CONFIG_FILE).is_file():
         saved = load_yaml(out / CONFIG_FILE, TrajectoriesConfig)
-        differ = sorted(k for k, v in fixed_on_resume(cfg).items() if saved.get(k) != v)
-        if differ:
-            raise ConfigError(f"{out} holds trajectories of another config ({', '.join(differ[:4])} differ); use "
-                              "the same settings or another --output_dir.")
+        check_compatible(cfg, saved, f"the trajectories folder {str(out)!r}")
     acc = stage_accelerator(cfg)
     state = acc.state
     set_seed(cfg.seed)

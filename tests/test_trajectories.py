@@ -95,7 +95,8 @@ def test_a_stopped_run_resumes_to_bitwise_the_uninterrupted_files(tiny_trajector
     monkeypatch.undo()
     with pytest.raises(ConfigError, match="not empty"):
         train_trajectories(tiny(tiny_source, tiny_teacher, tmp_path / "out"))
-    with pytest.raises(ConfigError, match="another config.*learning_rate"):
+    with pytest.raises(ConfigError, match="trajectories folder .* comes from an incompatible config "
+                                          r"\(learning_rate=0.1 there vs 0.2 now\)"):
         train_trajectories(tiny(tiny_source, tiny_teacher, tmp_path / "out", learning_rate=0.2,
                                 resume_from_checkpoint="latest"))
     train_trajectories(tiny(tiny_source, tiny_teacher, tmp_path / "out", resume_from_checkpoint="latest"))
@@ -103,11 +104,9 @@ def test_a_stopped_run_resumes_to_bitwise_the_uninterrupted_files(tiny_trajector
 
 
 TWO_PROCESSES = """
-import sys
+import json, sys
 from hf_ssdd.trajectories import TrajectoriesConfig, train_trajectories
-train_trajectories(TrajectoriesConfig(dataset=sys.argv[1], teacher=sys.argv[2], output_dir=sys.argv[3],
-                                      num_experts=3, num_epochs=4, batch_size=16, learner_depth=2, learner_width=4,
-                                      report_to="none"))
+train_trajectories(TrajectoriesConfig(**json.loads(sys.argv[1])))
 """
 
 
@@ -119,8 +118,9 @@ def test_two_processes_write_the_same_files_as_one(tiny_source, tiny_teacher, tm
     for processes in (1, 2):
         launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
                     "--master_port", "29541"]
-        proc = subprocess.run([*launcher, str(tmp_path / "run.py"), tiny_source, tiny_teacher,
-                               str(tmp_path / str(processes))], env=env, capture_output=True, text=True, timeout=600)
+        cfg = tiny(tiny_source, tiny_teacher, tmp_path / str(processes))
+        proc = subprocess.run([*launcher, str(tmp_path / "run.py"), json.dumps(cfg.__dict__)], env=env,
+                              capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(expert_bytes(tmp_path / "2")) == 3 and expert_bytes(tmp_path / "2") == expert_bytes(tmp_path / "1")
     one, two = (json.loads((tmp_path / f / "config.json").read_text()) for f in ("1", "2"))

@@ -26,7 +26,7 @@ import torch
 from ..checkpoint import (
     list_checkpoints, load_checkpoint, resolve_checkpoint, rotate_checkpoints, save_checkpoint, stop_requests,
 )
-from ..config import ConfigError, check_output_dir, fixed_on_resume, hyperparameters
+from ..config import ConfigError, check_compatible, check_output_dir, hyperparameters
 from ..data import Normalization, describe_source
 from ..image_store import load_images
 from ..subsets import initial_indices
@@ -36,18 +36,6 @@ from .config import DistillConfig
 
 class NonFiniteLossError(RuntimeError):
     """The outer loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def check_compatible(cfg: DistillConfig, saved: dict, path: Path) -> None:
-    """A checkpoint resumes only a run with the same data, teacher, learner and hyperparameters. A field the
-    checkpoint predates counts as its default."""
-    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
-    current = fixed_on_resume(cfg)
-    differ = sorted(k for k in current if saved.get(k, defaults[k]) != current[k])
-    if differ:
-        detail = ", ".join(f"{k}={saved.get(k, defaults[k])!r} there vs {current[k]!r} now" for k in differ[:4])
-        raise ConfigError(f"checkpoint {str(path)!r} comes from an incompatible config ({detail}); "
-                          "use the same settings or start a new --output_dir.")
 
 
 class Distiller:
@@ -69,7 +57,7 @@ class Distiller:
         resume = resolve_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir) if cfg.resume_from_checkpoint else None
         self.checkpoint = load_checkpoint(resume) if resume else None
         if self.checkpoint is not None:
-            check_compatible(cfg, self.checkpoint["config"], resume)
+            check_compatible(cfg, self.checkpoint["config"], f"checkpoint {str(resume)!r}")
         self.cfg = cfg
         self.accelerator = accelerator or stage_accelerator(cfg, mixed_precision=mixed_precision)
         acc = self.accelerator

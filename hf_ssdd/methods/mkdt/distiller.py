@@ -24,7 +24,7 @@ from torch import nn
 
 from ...config import ConfigError
 from ...data import Stream, step_generator
-from ...trajectories import source_targets
+from ...trajectories import source_targets, target_rows
 from ..distiller import Distiller, NonFiniteLossError
 from .config import MKDTConfig
 from .matching import inner_batches, matching_loss, unroll
@@ -61,7 +61,7 @@ class MKDTDistiller(Distiller):
         init = torch.tensor(self.init_indices)
         targets = source_targets(self.teacher, self.images, self.normalization, cfg.teacher_cache_dir, acc)
         self.x_s = nn.Parameter(self.normalization.normalize(self.images[init]).to(acc.device))  # (m, C, H, W)
-        self.y_s = nn.Parameter(torch.from_numpy(targets[init.numpy()].copy()).to(acc.device))  # (m, d)
+        self.y_s = nn.Parameter(target_rows(targets, init).to(acc.device))  # (m, d)
         self.step_size = nn.Parameter(torch.tensor(cfg.initial_step_size, device=acc.device))  # η, 0-d
         self.optimizer = torch.optim.SGD([
             {"params": [self.x_s], "lr": cfg.image_learning_rate},
@@ -108,10 +108,9 @@ class MKDTDistiller(Distiller):
             loss = self.segment_loss(self.step * cfg.segments + j) / cfg.segments
             loss.backward()
             total += loss.detach()
-        for p in (self.x_s, self.y_s, self.step_size):
-            grad = p.grad if p.grad is not None else torch.zeros_like(p)
-            p.grad = acc.reduce(grad, reduction="sum") if acc.num_processes > 1 else grad
-        loss = (acc.reduce(total, reduction="sum") if acc.num_processes > 1 else total).item()
+        for p in (self.x_s, self.y_s, self.step_size):  # every process has segments: `segments` is a multiple of P
+            p.grad = acc.reduce(p.grad, reduction="sum")
+        loss = acc.reduce(total, reduction="sum").item()
         if not math.isfinite(loss):
             raise NonFiniteLossError(loss)
         self.optimizer.step()
