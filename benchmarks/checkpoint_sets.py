@@ -26,9 +26,8 @@ import torch
 
 from hf_ssdd.checkpoint import list_checkpoints, load_checkpoint
 from hf_ssdd.distilled_set import CONFIG_FILE, DistilledSet
-from hf_ssdd.evaluation.methods import Source
+from hf_ssdd.evaluation.methods import METHODS, Source
 from hf_ssdd.metrics import representation_r2
-from hf_ssdd.subsets import initial_indices
 
 
 def drift(distilled: DistilledSet, start: torch.Tensor, source: Source) -> dict:
@@ -49,8 +48,7 @@ def checkpoint_sets(distilled_dir: str, output_dir: str | None) -> list[dict]:
 
     finished = DistilledSet.load(distilled_dir)
     source = Source(finished, None, PartialState().device)
-    m = len(finished.pixel_values)
-    start = source.normalization.normalize(source.images[initial_indices(len(source.images), m, source.seed)])
+    start = METHODS["init"].build(source, finished, 0).pixel_values  # the set's own start, random or high-loss
     rows = []
     for checkpoint in [*list_checkpoints(distilled_dir), None]:
         if checkpoint is None:

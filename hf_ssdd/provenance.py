@@ -113,6 +113,8 @@ def with_local_paths(metadata: dict, config_file: Path) -> dict:
         entry = metadata.get(key) or {}
         if "folder" in entry and run.get(option):
             entry["id"] = run[option]
+    if run.get("trajectories") and "hyperparameters" in metadata:
+        metadata["hyperparameters"]["trajectories"] = run["trajectories"]
     return metadata
 
 
@@ -123,4 +125,7 @@ def public_metadata(metadata: dict) -> dict:
     for key in ("source", "teacher"):
         if "folder" in (public.get(key) or {}):
             public[key].pop("id", None)
+    hyperparameters = public.get("hyperparameters") or {}
+    if hyperparameters.get("trajectories"):
+        hyperparameters["trajectories"] = public_name(hyperparameters["trajectories"])
     return public

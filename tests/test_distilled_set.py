@@ -225,7 +225,7 @@ def test_a_pushed_set_names_its_repo_in_the_snippets_and_keeps_it_through_new_re
     assert "--distilled me/fmnist-distilled " in text and SNIPPET_PLACEHOLDER not in text
     assert DistilledSet.load(out).metadata == {**METADATA, "repo_id": "me/fmnist-distilled"}
 
-    row = {"method": "distilled", "m": M, "arch": "convnet", "seed": 0, "target": "t", "protocol": "linear",
+    row = {"method": "krr_st", "m": M, "arch": "convnet", "seed": 0, "target": "t", "protocol": "linear",
            "accuracy": 0.5}
     (tmp_path / "results.jsonl").write_text(json.dumps(row) + "\n")
     add_benchmark_results(out, tmp_path)  # renders the card again

@@ -41,25 +41,35 @@ def test_only_shared_seeds_pair_and_one_seed_has_no_interval():
 
 
 def test_distilled_is_compared_with_init_random_mse_scratch_and_the_better_real_subset():
-    results = (rows("distilled", 10, [0.80, 0.82, 0.84]) + rows("init", 10, [0.79, 0.80, 0.81])
+    results = (rows("krr_st", 10, [0.80, 0.82, 0.84]) + rows("init", 10, [0.79, 0.80, 0.81])
                + rows("random", 10, [0.70, 0.71, 0.72]) + rows("kmeans", 10, [0.75, 0.74, 0.73])
                + rows("random_mse", 10, [0.78, 0.79, 0.80]) + rows("scratch", None, [0.60, 0.60, 0.60])
-               + rows("distilled", 100, [0.9, 0.9, 0.9]) + rows("init", 100, [0.9, 0.9, 0.9]))
+               + rows("krr_st", 100, [0.9, 0.9, 0.9]) + rows("init", 100, [0.9, 0.9, 0.9]))
     table = comparisons(results)[("linear", "t")]
-    assert set(table) == {(10, "convnet", "init"), (10, "convnet", "random_mse"), (10, "convnet", "scratch"),
-                          (10, "convnet", "best of random, kmeans"), (100, "convnet", "init"),
-                          (100, "convnet", "scratch")}
-    best = table[(10, "convnet", "best of random, kmeans")]
+    assert set(table) == {(10, "convnet", "krr_st", "init"), (10, "convnet", "krr_st", "random_mse"),
+                          (10, "convnet", "krr_st", "scratch"), (10, "convnet", "krr_st", "best of random, kmeans"),
+                          (100, "convnet", "krr_st", "init"), (100, "convnet", "krr_st", "scratch")}
+    best = table[(10, "convnet", "krr_st", "best of random, kmeans")]
     assert best.against == "kmeans" and best.mean == pytest.approx(0.08)
-    assert table[(10, "convnet", "init")].mean == pytest.approx(0.02)
-    assert table[(100, "convnet", "scratch")].mean == pytest.approx(0.3)
+    assert table[(10, "convnet", "krr_st", "init")].mean == pytest.approx(0.02)
+    assert table[(100, "convnet", "krr_st", "scratch")].mean == pytest.approx(0.3)
+
+
+def test_each_method_is_paired_with_the_methods_before_it_and_with_its_own_start():
+    """MKDT's rows meet KRR-ST's of the same m seed by seed (once: `mkdt − krr_st`) and the high-loss start."""
+    results = (rows("krr_st", 10, [0.80, 0.82, 0.84]) + rows("mkdt", 10, [0.81, 0.85, 0.84])
+               + rows("init_high_loss", 10, [0.70, 0.70, 0.71]) + rows("mkdt", 100, [0.9, 0.9, 0.9]))
+    table = comparisons(results)[("linear", "t")]
+    assert set(table) == {(10, "convnet", "mkdt", "krr_st"), (10, "convnet", "mkdt", "init_high_loss"),
+                          (10, "convnet", "krr_st", "init_high_loss")}
+    assert table[(10, "convnet", "mkdt", "krr_st")].mean == pytest.approx((0.01 + 0.03 + 0.0) / 3)
 
 
 def test_label_free_scores_are_compared_per_column():
     label_free = [{"method": method, "m": 10, "arch": "convnet", "seed": seed, "target": "label-free",
                    "protocol": "label-free", "r2": r2, "probe_r2": 0.5}
-                  for method, base in (("distilled", 0.8), ("init", 0.7))
+                  for method, base in (("krr_st", 0.8), ("init", 0.7))
                   for seed, r2 in enumerate([base, base + 0.01])]
     out = comparisons(label_free)
-    assert out[("label-free", "head R²")][(10, "convnet", "init")].mean == pytest.approx(0.1)
-    assert out[("label-free", "ridge-probe R²")][(10, "convnet", "init")].mean == pytest.approx(0.0)
+    assert out[("label-free", "head R²")][(10, "convnet", "krr_st", "init")].mean == pytest.approx(0.1)
+    assert out[("label-free", "ridge-probe R²")][(10, "convnet", "krr_st", "init")].mean == pytest.approx(0.0)

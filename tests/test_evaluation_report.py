@@ -10,7 +10,7 @@ def rows(sizes, seeds=(0, 1, 2)):
     """Linear-probe and label-free rows of every method, accuracy rising with m, for `sizes`."""
     out = []
     for seed in seeds:
-        for method in ("scratch", "init", "random", "distilled", "full"):
+        for method in ("scratch", "init", "random", "krr_st", "full"):
             for m in sizes if method not in ("scratch", "full") else [None]:
                 accuracy = 0.5 + 0.01 * seed + (0.0 if m is None else 0.02 * len(str(m)))
                 base = {"method": method, "m": m, "arch": "convnet", "seed": seed}
@@ -29,7 +29,7 @@ def test_the_curve_is_drawn_and_linked_when_there_are_several_sizes(tmp_path, si
     several = len(sizes) > 1
     assert (tmp_path / "curve.png").exists() == several
     assert ("![data-efficiency curve](curve.png)" in table) == several
-    assert "| distilled (m=10) | 55.00 ± 1.00 |" in table  # 0.5 + 0.04 + 0.01 x seed
+    assert "| krr_st (m=10) | 55.00 ± 1.00 |" in table  # 0.5 + 0.04 + 0.01 x seed
 
 
 def test_the_paired_table_gives_intervals_over_seeds_and_none_for_one_seed(tmp_path):
@@ -41,12 +41,12 @@ def test_the_paired_table_gives_intervals_over_seeds_and_none_for_one_seed(tmp_p
         (tmp_path / seeds).mkdir()
     write_report(rows([10]), cfg, tmp_path / "three")
     table = (tmp_path / "three" / "results.md").read_text()
-    assert "| 10 | scratch | +4.00 [+4.00, +4.00] ▲ |" in table
-    assert "| 10 | init | +0.00 [+0.00, +0.00] |" in table
-    assert "| 10 | best of random, kmeans | +0.00 [+0.00, +0.00] (random) |" in table
+    assert "| 10 | krr_st | scratch | +4.00 [+4.00, +4.00] ▲ |" in table
+    assert "| 10 | krr_st | init | +0.00 [+0.00, +0.00] |" in table
+    assert "| 10 | krr_st | best of random, kmeans | +0.00 [+0.00, +0.00] (random) |" in table
     write_report(rows([10], seeds=(0,)), cfg, tmp_path / "one")
     table = (tmp_path / "one" / "results.md").read_text()
-    assert "| 10 | scratch | +4.00 (one seed: no interval) |" in table and "nan" not in table
+    assert "| 10 | krr_st | scratch | +4.00 (one seed: no interval) |" in table and "nan" not in table
 
 
 def test_the_curve_has_a_row_of_paired_differences_when_distilled_has_baselines(tmp_path):
@@ -58,6 +58,6 @@ def test_the_curve_has_a_row_of_paired_differences_when_distilled_has_baselines(
         out.mkdir()
         cfg = BenchmarkConfig(distilled=["set-10", "set-100"], targets=[{"dataset": "t"}], protocols=["linear"],
                               methods=methods)
-        write_report([r for r in rows([10, 100]) if r["method"] in methods], cfg, out)
+        write_report([r for r in rows([10, 100]) if r["method"] in methods or r["method"] == "krr_st"], cfg, out)
         heights[len(methods)] = Image.open(out / "curve.png").height
     assert heights[5] > 1.5 * heights[2]

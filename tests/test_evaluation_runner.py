@@ -2,6 +2,7 @@
 commands): every method runs, results follow the schema, an interrupted benchmark resumes, reports render."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -15,6 +16,8 @@ from hf_ssdd.evaluation.results import read_results, run_id
 from hf_ssdd.evaluation.runner import Benchmark
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+ROWS = {name: {"distilled": "krr_st", "kd": "kd_krr_st"}.get(name, name) for name in METHODS}  # tiny set: KRR-ST
+METHOD_OF_ROW = {row: name for name, row in ROWS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +38,7 @@ def test_every_method_target_protocol_and_seed_gives_one_result(finished):
     for row in transfers:
         assert {"target", "method", "arch", "seed", "accuracy", "m", "protocol"} <= set(row)
         assert 0 <= row["accuracy"] <= 1
-        assert row["m"] == (6 if METHODS[row["method"]].per_size else None)
+        assert row["m"] == (6 if METHODS[METHOD_OF_ROW[row["method"]]].per_size else None)
     assert {r["num_train"] for r in transfers if r["target"] == "top-bottom-8"} == {8}
 
 
@@ -52,8 +55,8 @@ def test_reports_are_written(finished):
     config, _ = finished
     out = config.parent / "bench"
     table = (out / "results.md").read_text()
-    for name in METHODS:
-        assert f"| {name}" in table
+    for row in ROWS.values():
+        assert f"| {row}" in table
     assert "± " in table and "top-bottom-8" in table and "ridge-probe R²" in table
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -65,12 +68,12 @@ def test_the_report_pairs_distilled_with_each_baseline_by_seed(finished):
     config, rows = finished
     table = (config.parent / "bench" / "results.md").read_text()
     assert "## Paired differences" in table
-    d = comparisons(rows)[("linear", "top-bottom-8")][(6, "convnet", "init")]
+    d = comparisons(rows)[("linear", "top-bottom-8")][(6, "convnet", "krr_st", "init")]
     by_seed = {(r["method"], r["seed"]): r["accuracy"] for r in rows
                if r["target"] == "top-bottom-8" and r["protocol"] == "linear"}
-    assert d.seeds == 2 and d.mean == pytest.approx(sum(by_seed[("distilled", s)] - by_seed[("init", s)]
+    assert d.seeds == 2 and d.mean == pytest.approx(sum(by_seed[("krr_st", s)] - by_seed[("init", s)]
                                                         for s in (0, 1)) / 2)
-    linear_init_row = next(line for line in table.splitlines() if line.startswith("| 6 | init |"))
+    linear_init_row = next(line for line in table.splitlines() if line.startswith("| 6 | krr_st | init |"))
     assert f"{d.mean * 100:+.2f} [{d.low * 100:+.2f}, {d.high * 100:+.2f}]" in linear_init_row
 
 
@@ -97,9 +100,9 @@ def test_the_distilled_card_gets_the_results(finished, tiny_distilled, tmp_path)
     shutil.copytree(tiny_distilled, folder)
     add_benchmark_results(folder, config.parent / "bench")
     card = (folder / "README.md").read_text()
-    assert "## Transfer results" in card and "| distilled (m=6) |" in card and "| scratch |" in card
+    assert "## Transfer results" in card and "| krr_st (m=6) |" in card and "| scratch |" in card
     results = DistilledSet.load(folder).metadata["transfer_results"]
-    assert {r["method"] for r in results} == set(METHODS)
+    assert {r["method"] for r in results} == set(ROWS.values())
     with pytest.raises(ConfigError, match="no results"):
         add_benchmark_results(folder, tmp_path / "nowhere")
 
@@ -119,11 +122,11 @@ def test_results_made_under_other_settings_are_not_mixed_with_new_ones(finished,
         Benchmark(BenchmarkConfig.from_yaml(config, {"output_dir": str(tmp_path / "bench")}))
     again = Benchmark(BenchmarkConfig.from_yaml(config, {"output_dir": str(tmp_path / "bench"),
                                                          "rerun_changed_sets": True}))
-    assert {r["method"] for r in rows} - {r["method"] for r in again.rows} == {"distilled", "kd"}
-    assert not list((tmp_path / "bench" / "models").glob("distilled-*")) and again.pending("distilled", 6, "convnet", 0)
+    assert {r["method"] for r in rows} - {r["method"] for r in again.rows} == {"krr_st", "kd_krr_st"}
+    assert not list((tmp_path / "bench" / "models").glob("krr_st-*")) and again.pending("krr_st", 6, "convnet", 0)
     assert list((tmp_path / "bench" / "models").glob("init-*")), "runs that do not read the set are kept"
     more_seeds = Benchmark(BenchmarkConfig.from_yaml(config, {"seeds": [0, 1, 2]}))
-    assert more_seeds.pending("distilled", 6, "convnet", 2) and not more_seeds.pending("distilled", 6, "convnet", 1)
+    assert more_seeds.pending("krr_st", 6, "convnet", 2) and not more_seeds.pending("krr_st", 6, "convnet", 1)
 
 
 def test_a_setting_that_only_full_reads_may_change_until_full_has_run(finished, tmp_path):
@@ -223,7 +226,7 @@ def test_a_set_shared_by_another_method_stands_in_the_table_as_a_row_of_its_own(
     assert "dsa: true" in (folder / "pretrain_config.yaml").read_text()
     table = (tmp_path / "bench" / "results.md").read_text()
     assert "- `labels-6`: the shared set `other`" in table and "| labels-6 (m=6) |" in table
-    assert "| 6 | labels-6 |" in table, "paired with distilled of its size"
+    assert "| 6 | krr_st | labels-6 |" in table, "paired with the distilled set of its size"
     import datasets
 
     data_file = tmp_path / "other" / "data" / "train-00000-of-00001.parquet"
@@ -255,3 +258,41 @@ def test_sets_with_labels_resume_only_under_the_recipe_they_ran_with(finished, t
         for folder in (tmp_path / "bench" / "models").glob(f"{method}-*"):
             shutil.rmtree(folder)
     assert Benchmark(BenchmarkConfig.from_yaml(config, resume)).pending("random", 6, "convnet", 0)
+
+
+def test_sets_of_two_methods_at_one_size_are_rows_of_their_own_paired_with_each_other(tiny_distilled, tiny_labelled,
+                                                                                      tmp_path,
+                                                                                      write_benchmark_config):
+    """A KRR-ST and an MKDT set of m = 6 from the same random start: one row per method (read from each card), one
+    `init` for the start they share, and `mkdt − krr_st` paired seed by seed."""
+    krr_st = DistilledSet.load(tiny_distilled)
+    mkdt = DistilledSet(krr_st.pixel_values.flip(-1), krr_st.targets * 0.5, krr_st.mean, krr_st.std,
+                        {**krr_st.metadata, "method": "mkdt"})
+    config = write_benchmark_config(tmp_path / "b.yaml", tiny_distilled, tiny_labelled, methods=["init", "distilled"],
+                                    targets=[{"dataset": tiny_labelled, "name": "top-bottom"}], protocols=["linear"],
+                                    label_free_images=16)
+    import shutil
+
+    from hf_ssdd.distilled_set import CONFIG_FILE
+
+    mkdt.save(tmp_path / "mkdt")
+    shutil.copy(Path(tiny_distilled) / CONFIG_FILE, tmp_path / "mkdt")  # the run's config: the source's local path
+    config.write_text(config.read_text().replace(f"- {tiny_distilled}", f"- {tiny_distilled}\n- {tmp_path}/mkdt"))
+    rows = Benchmark(BenchmarkConfig.from_yaml(config)).run()
+    assert {r["method"] for r in rows} == {"init", "krr_st", "mkdt"}
+    assert len([r for r in rows if r["method"] == "init"]) == 2 * 2, "one start, two seeds, two scores"
+    assert sorted(p.name for p in (tmp_path / "bench" / "models").iterdir())[-2:] == [
+        "mkdt-m6-convnet-seed0", "mkdt-m6-convnet-seed1"]
+    table = (tmp_path / "bench" / "results.md").read_text()
+    assert "- `mkdt`: the set distilled by MKDT" in table and "| mkdt (m=6) |" in table
+    assert "| 6 | mkdt | krr_st |" in table and "| 6 | krr_st | mkdt |" not in table
+
+
+def test_a_high_loss_set_has_its_own_init_row(tiny_distilled):
+    distilled = DistilledSet.load(tiny_distilled)
+    assert [METHODS[name].row(name, distilled) for name in ("init", "distilled", "kd", "random")] == [
+        "init", "krr_st", "kd_krr_st", "random"]
+    distilled.metadata.update(method="mkdt", hyperparameters={**distilled.metadata["hyperparameters"],
+                                                              "init": "high_loss"})
+    assert [METHODS[name].row(name, distilled) for name in ("init", "distilled", "kd", "random")] == [
+        "init_high_loss", "mkdt", "kd_mkdt", "random"]

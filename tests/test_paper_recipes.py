@@ -193,7 +193,7 @@ def test_run_sh_runs_teacher_distill_and_benchmark_on_stand_ins_then_skips_them(
     rows = [json.loads(line) for line in (out / "benchmark" / "results.jsonl").read_text().splitlines()]
     tuned = {r["target"]: r["max_steps"] for r in rows if r["protocol"] == "finetune"}
     assert tuned == {t["name"]: t["finetune_steps"] for t in targets}  # each target its own steps
-    assert {r["method"] for r in rows} == {"scratch", "distilled"} and (out / "benchmark" / "results.md").exists()
+    assert {r["method"] for r in rows} == {"scratch", "krr_st"} and (out / "benchmark" / "results.md").exists()
     again = run("cifar100", env=env, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "teacher: " in again.stdout and "is finished, skipped" in again.stdout

@@ -40,6 +40,15 @@ def test_local_paths_are_restored_from_the_run_config_and_never_shown(tmp_path):
     assert with_local_paths({"source": {"folder": "b"}}, tmp_path / "absent.yaml") == {"source": {"folder": "b"}}
 
 
+def test_an_mkdt_sets_trajectories_are_found_again_and_shown_by_folder_name(tmp_path):
+    (tmp_path / "runs" / "experts").mkdir(parents=True)
+    (tmp_path / "distill_config.yaml").write_text(f"trajectories: {tmp_path / 'runs' / 'experts'}\n")
+    metadata = {"hyperparameters": {"trajectories": "experts", "seed": 0}}
+    restored = with_local_paths(metadata, tmp_path / "distill_config.yaml")
+    assert restored["hyperparameters"]["trajectories"] == str(tmp_path / "runs" / "experts")
+    assert public_metadata(restored) == {"hyperparameters": {"trajectories": "experts", "seed": 0}}
+
+
 def test_snapshot_commit_is_the_hub_cache_folder_of_a_file_and_nothing_elsewhere(tmp_path):
     commit = "0123456789abcdef0123456789abcdef01234567"
     assert snapshot_commit(tmp_path / "snapshots" / commit / "README.md") == commit

@@ -34,9 +34,9 @@ class Source:
         self.images = load_images(source).images  # uint8 (N, C, R, R)
         self.labels = _labels(source, len(self.images))
         self.normalization = distilled.normalization
-        self.seed, self.metadata, self.device = meta["hyperparameters"]["seed"], meta, device
+        self.metadata, self.device = meta, device
         self.teacher = Teacher.from_pretrained(teacher_name or meta["teacher"]["id"]).to(device).eval()
-        self._features = None
+        self._features, self._hardest = None, {}
 
     def teacher_targets(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 `(n, C, R, R)` -> teacher representations `(n, d)`, as the distiller computes them."""
@@ -48,6 +48,16 @@ class Source:
         if self._features is None:
             self._features = self.teacher_targets(self.images)
         return self._features
+
+    def hardest(self, trajectories: str) -> torch.Tensor:
+        """`(N,)` source indices, hardest first under the experts of `trajectories` (MKDT's high-loss start), ranked
+        once for every set that starts from them."""
+        if trajectories not in self._hardest:
+            from ..trajectories import Trajectories, high_loss_indices
+
+            experts = Trajectories.load(trajectories)
+            self._hardest[trajectories] = high_loss_indices(experts, self.images, self.teacher, len(self.images))
+        return self._hardest[trajectories]
 
     def subset(self, indices: torch.Tensor, with_labels: bool):
         from ..training_sets import TrainingSet
@@ -73,10 +83,25 @@ def _labels(source: SourceConfig, n: int) -> torch.Tensor | None:
     return None
 
 
+def start_of(distilled) -> str:
+    """How a set chose its starting images: `random` (sets made before `--init` existed too) or `high_loss`."""
+    return distilled.metadata.get("hyperparameters", {}).get("init") or "random"
+
+
+def method_of(distilled) -> str:
+    """The distillation method that made a set, from its card (sets made before MKDT: KRR-ST)."""
+    from ..methods import DEFAULT_METHOD
+
+    return distilled.metadata.get("method") or DEFAULT_METHOD
+
+
 def _init(source, distilled, seed):
     from ..subsets import initial_indices
 
-    return source.subset(initial_indices(len(source.images), len(distilled.pixel_values), source.seed), False)
+    m, hyperparameters = len(distilled.pixel_values), distilled.metadata["hyperparameters"]
+    if start_of(distilled) == "high_loss":
+        return source.subset(source.hardest(hyperparameters["trajectories"])[:m], False)
+    return source.subset(initial_indices(len(source.images), m, hyperparameters["seed"]), False)
 
 
 def _random(with_labels):
@@ -117,10 +142,20 @@ class Method:
     per_size: bool = True  # False: one model per seed, whatever m
     reads: str | None = None  # what of the distilled set it depends on: "set" (its tensors) or "init" (its start)
 
+    def row(self, name: str, distilled) -> str:
+        """The row a job of this method fills: one per distillation method for those that read a set (`distilled`:
+        `krr_st`, `mkdt`; `kd`: `kd_krr_st`, ...), one per starting point for `init` (`init`, `init_high_loss`),
+        the method's own name for the rest."""
+        if self.reads == "set":
+            return method_of(distilled) if name == "distilled" else f"{name}_{method_of(distilled)}"
+        if self.reads == "init" and start_of(distilled) != "random":
+            return f"{name}_{start_of(distilled)}"
+        return name
+
 
 METHODS = {
     "scratch": Method(None, "no pre-training: the network at its random initialisation", per_size=False),
-    "init": Method(_init, "the distiller's starting point: its m real images with teacher targets (MSE)",
+    "init": Method(_init, "the distiller's random starting point: its m real images with teacher targets (MSE)",
                    reads="init"),
     "random": Method(_random(True), "m random real images with their labels (cross-entropy)"),
     "random_mse": Method(_random(False), "m random real images with teacher targets (MSE)"),
@@ -131,3 +166,35 @@ METHODS = {
                  reads="set"),
     "full": Method(_full, "the whole source with teacher targets (MSE): the upper reference", per_size=False),
 }
+
+
+def row_help(row: str) -> str:
+    """What a row of the tables is, for the report's list of methods (`Method.row` names the rows)."""
+    from ..methods import METHODS as DISTILLATION_METHODS
+
+    if row in METHODS:
+        return METHODS[row].help
+    if row in DISTILLATION_METHODS:
+        return f"the set distilled by {DISTILLATION_METHODS[row].name}: synthetic images and learned targets (MSE)"
+    if row == "init_high_loss":
+        return "MKDT's starting point: the m source images hardest for its experts, with teacher targets (MSE)"
+    name, _, method = row.partition("_")
+    return f"{METHODS[name].help}, of the set distilled by {DISTILLATION_METHODS[method].name}"
+
+
+def row_order(methods: list[str]) -> list[str]:
+    """Every row the `methods` of a config may fill, in their order (a method's rows in the registry's order)."""
+    from ..methods import METHODS as DISTILLATION_METHODS
+
+    rows = []
+    for name in methods:
+        reads = METHODS[name].reads
+        if name == "distilled":
+            rows += list(DISTILLATION_METHODS)
+        elif reads == "set":
+            rows += [f"{name}_{method}" for method in DISTILLATION_METHODS]
+        elif reads == "init":
+            rows += [name, f"{name}_high_loss"]
+        else:
+            rows.append(name)
+    return rows

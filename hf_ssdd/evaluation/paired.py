@@ -1,9 +1,10 @@
-"""Paired comparisons over seeds: is `distilled` ahead of a baseline, and by how much, with a 95% interval?
+"""Paired comparisons over seeds: is a distilled set ahead of a baseline, or of another method's set of its size, and
+by how much, with a 95% interval?
 
 Within a seed every method shares the target's labelled sample, the probe's and the fine-tuning's random draws and
-the learner's initialisation, so the seed-to-seed noise they share cancels in `distilled - baseline`: the interval
-of the paired difference (Student t over the seeds' differences, `n - 1` degrees of freedom) is the one to read,
-not the overlap of two mean ± std.
+the learner's initialisation, so the seed-to-seed noise they share cancels in `mkdt - baseline`: the interval of
+the paired difference (Student t over the seeds' differences, `n - 1` degrees of freedom) is the one to read, not
+the overlap of two mean ± std. The subjects are the rows of distilled sets, one per method (`krr_st`, `mkdt`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from dataclasses import dataclass
 
 from .results import values_by_seed
 
-SUBJECT = "distilled"
 REAL_SUBSETS = ("random", "kmeans")  # the paper's baselines (real images with labels): the best one is compared
-ALSO_COMPARED = ("init", "random_mse", "scratch")  # the open question (same images / teacher targets), and no set
+ALSO_COMPARED = ("init", "init_high_loss", "random_mse", "scratch")  # the open question (same images / teacher
+# targets: each method's own start), and no set
 BEST_SUBSET = "best of random, kmeans"
 
 
@@ -64,16 +65,21 @@ def paired_difference(a: dict[int, float], b: dict[int, float], against: str | N
 
 
 def comparisons(rows: list[dict], shared: tuple[str, ...] = ()) -> dict:
-    """`{(table, column): {(m, arch, baseline): PairedDifference}}` of `distilled` against `init`, `random_mse`,
-    `scratch`, the better (by mean, per column: `against` names it) of `random` and `kmeans`, and the `shared` sets
-    of its size, where the rows hold them. `scratch` has no m: every size is compared with it."""
+    """`{(table, column): {(m, arch, subject, baseline): PairedDifference}}` of each distilled set's row (`subject`:
+    its method) against `init`, `init_high_loss`, `random_mse`, `scratch`, the better (by mean, per column:
+    `against` names it) of `random` and `kmeans`, the `shared` sets of its size, and the sets of the methods before
+    it in the registry (`mkdt − krr_st`), where the rows hold them. `scratch` has no m: every size is compared
+    with it."""
+    from ..methods import METHODS as DISTILLATION_METHODS
+
+    subjects = list(DISTILLATION_METHODS)
     out = {}
     for key, methods in values_by_seed(rows).items():
         for (method, m, arch), scores in methods.items():
-            if method != SUBJECT:
+            if method not in subjects:
                 continue
             pairs = {}  # row name -> (baseline's scores, its name where the row stands for several)
-            for other in (*ALSO_COMPARED, *shared):
+            for other in (*ALSO_COMPARED, *shared, *subjects[: subjects.index(method)]):
                 baseline = methods.get((other, None if other == "scratch" else m, arch))
                 if baseline is not None:
                     pairs[other] = (baseline, None)
@@ -84,5 +90,5 @@ def comparisons(rows: list[dict], shared: tuple[str, ...] = ()) -> dict:
             for row, (baseline, against) in pairs.items():
                 difference = paired_difference(scores, baseline, against)
                 if difference is not None:
-                    out.setdefault(key, {})[(m, arch, row)] = difference
+                    out.setdefault(key, {})[(m, arch, method, row)] = difference
     return out

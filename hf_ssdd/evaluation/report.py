@@ -1,7 +1,7 @@
-"""What a benchmark reports: `results.md` (mean ± std tables, and `distilled` against its baselines paired by seed
-with 95% intervals), `results.png` (bars with 95% intervals of the mean), `curve.png` (each method against m, and
-`distilled` minus each baseline paired by seed, when the benchmark has sets of more than one size), and a distilled
-set's card."""
+"""What a benchmark reports: `results.md` (mean ± std tables, and each distilled set's method against its baselines
+and the other methods, paired by seed with 95% intervals), `results.png` (bars with 95% intervals of the mean),
+`curve.png` (each row against m, one line per method, and each method minus each baseline paired by seed, when the
+benchmark has sets of more than one size), and a distilled set's card."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..atomic import write_file
 from ..config import ConfigError
 from ..provenance import public_name
 from .config import BenchmarkConfig
-from .methods import METHODS
+from .methods import method_of, row_help, row_order
 from .paired import BEST_SUBSET, PairedDifference, comparisons, half_width
 from .results import LABEL_FREE, LABEL_FREE_COLUMNS, read_results, summarise
 
@@ -26,7 +26,7 @@ def _label(method, m, arch, archs) -> str:
 
 def _order(cfg: BenchmarkConfig):
     """Sort key of `(method, m, arch)`: the config's methods in its order, then its shared sets."""
-    names = [*cfg.methods, *cfg.shared]
+    names = [*row_order(cfg.methods), *cfg.shared]
     return lambda key: (names.index(key[0]) if key[0] in names else 99, key[1] or 0, key[2])
 
 
@@ -36,7 +36,8 @@ def write_report(rows: list[dict], cfg: BenchmarkConfig, out: Path) -> None:
     archs = sorted({r["arch"] for r in rows})
     lines = [f"# Benchmark: {', '.join(cfg.distilled)}\n", "Mean ± std over seeds "
              f"{', '.join(map(str, cfg.seeds))} (the chart's error bars: 95% intervals of the mean). Methods:\n"]
-    lines += [f"- `{name}`: {METHODS[name].help}" for name in cfg.methods]
+    present = {r["method"] for r in rows}
+    lines += [f"- `{row}`: {row_help(row)}" for row in row_order(cfg.methods) if row in present]
     lines += [f"- `{name}`: the shared set `{public_name(set_id)}`" for name, set_id in cfg.shared.items()]
     tables = [(p, f"{PROTOCOL_TITLES[p]} accuracy (%)", [t.name for t in cfg.targets], 100) for p in cfg.protocols]
     tables.append((LABEL_FREE, "Label-free: R² of the teacher's representations of held-out source images",
@@ -59,27 +60,27 @@ def write_report(rows: list[dict], cfg: BenchmarkConfig, out: Path) -> None:
         plot_curve(summary, compared, curve_tables, cfg, archs, sizes, out / "curve.png")
         lines.insert(2, "![data-efficiency curve](curve.png)\n")
     (out / "results.md").write_text("\n".join(lines) + "\n")
-    plot(summary, tables, cfg, archs, out / "results.png")
+    plot(summary, [t for t in tables if any(summary.get((t[0], c)) for c in t[2])], cfg, archs, out / "results.png")
 
 
 def paired_tables(compared: dict, tables: list) -> list[str]:
-    """Markdown lines: per table, `distilled - baseline` for each m and baseline of `compared` (from
-    `paired.comparisons`: the shared sets among them), mean [95% interval] per column."""
+    """Markdown lines: per table, `method − baseline` for each m, method and baseline of `compared` (from
+    `paired.comparisons`: the shared sets and the other methods among them), mean [95% interval] per column."""
     lines = []
     for protocol, title, columns, scale in tables:
-        keys = sorted({k for c in columns for k in compared.get((protocol, c), {})}, key=lambda k: (k[0], k[1], k[2]))
+        keys = sorted({k for c in columns for k in compared.get((protocol, c), {})})
         if not keys:
             continue
         unit = "points" if scale == 100 else "R²"
-        lines += [f"\n### {title.split(':')[0]}: distilled − baseline, {unit}, mean [95% interval], paired by seed\n",
-                  "| m | baseline | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
-        for m, arch, baseline in keys:
-            cells = [_difference(compared.get((protocol, column), {}).get((m, arch, baseline)), scale)
+        lines += [f"\n### {title.split(':')[0]}: method − baseline, {unit}, mean [95% interval], paired by seed\n",
+                  "| m | method | baseline | " + " | ".join(columns) + " |", "|---" * (len(columns) + 3) + "|"]
+        for m, arch, method, baseline in keys:
+            cells = [_difference(compared.get((protocol, column), {}).get((m, arch, method, baseline)), scale)
                      for column in columns]
-            lines.append(f"| {m} | {baseline} | " + " | ".join(cells) + " |")
+            lines.append(f"| {m} | {method} | {baseline} | " + " | ".join(cells) + " |")
     if lines:
         lines.insert(0, "\n## Paired differences\n\nWithin a seed every method shares the labelled sample, the "
-                        "probe's and fine-tuning's randomness and the learner's initialisation, so `distilled − "
+                        "probe's and fine-tuning's randomness and the learner's initialisation, so `method − "
                         "baseline` is compared seed by seed: mean and Student-t 95% interval over the seeds' "
                         "differences. ▲ (▼): the whole interval is above (below) zero.")
     return lines
@@ -129,7 +130,7 @@ def plot_curve(summary: dict, compared: dict, tables: list, cfg: BenchmarkConfig
                sizes: list[int], path: Path) -> None:
     """The data-efficiency curve: one column of panels per column of `tables` (a target's linear probe, a
     label-free score), m on a log axis. Top row: one line per method, its 95% interval of the mean shaded; methods
-    that do not depend on m (`scratch`, `full`) are horizontal bands. Bottom row: `distilled − baseline` paired by
+    that do not depend on m (`scratch`, `full`) are horizontal bands. Bottom row: `method − baseline` paired by
     seed (`compared`, from `paired.comparisons`), its paired 95% interval shaded: the seeds' shared noise (the
     labelled sample, the learner's initialisation) makes the top row's intervals overlap where the differences are
     clear."""
@@ -143,7 +144,7 @@ def plot_curve(summary: dict, compared: dict, tables: list, cfg: BenchmarkConfig
     paired = any(compared.get((protocol, column)) for protocol, column, _ in panels)
     fig, axes = plt.subplots(1 + paired, len(panels), figsize=(4.2 * len(panels) + 2, 4 + 3.5 * paired),
                              squeeze=False)
-    colours = {name: f"C{i % 10}" for i, name in enumerate([*cfg.methods, *cfg.shared])}
+    colours = {name: f"C{i % 10}" for i, name in enumerate([*row_order(cfg.methods), *cfg.shared])}
     colours[BEST_SUBSET] = "black"
     for ax, (protocol, column, scale) in zip(axes[0], panels):
         stats = summary[(protocol, column)]
@@ -180,21 +181,24 @@ def plot_curve(summary: dict, compared: dict, tables: list, cfg: BenchmarkConfig
 
 
 def _plot_paired(ax, differences: dict, scale: int, colours: dict, archs: list[str]) -> None:
-    """One line per baseline of `differences` (`{(m, arch, baseline): PairedDifference}`) against m, its paired
-    95% interval shaded, and the zero line that the interval must clear."""
+    """One line per (method, baseline) of `differences` (`{(m, arch, method, baseline): PairedDifference}`) against
+    m, coloured by the baseline, drawn solid for the first method and dashed for the next, its paired 95% interval
+    shaded, and the zero line that the interval must clear."""
     lines = {}
-    for (m, arch, baseline), d in differences.items():
-        lines.setdefault((baseline, arch), []).append((m, d))
-    for (baseline, arch), points in sorted(lines.items()):
+    for (m, arch, method, baseline), d in differences.items():
+        lines.setdefault((method, baseline, arch), []).append((m, d))
+    methods = sorted({method for method, _, _ in lines})
+    for (method, baseline, arch), points in sorted(lines.items()):
         points.sort(key=lambda point: point[0])
         xs = [m for m, _ in points]
         colour = colours.get(baseline, "grey")
-        ax.plot(xs, [d.mean * scale for _, d in points], "o-", color=colour, markersize=4,
-                label=f"distilled − {_label(baseline, None, arch, archs)}")
+        style = ("o-", "s--", "^:")[methods.index(method) % 3]
+        ax.plot(xs, [d.mean * scale for _, d in points], style, color=colour, markersize=4,
+                label=f"{method} − {_label(baseline, None, arch, archs)}")
         ax.fill_between(xs, [d.low * scale for _, d in points], [d.high * scale for _, d in points],
-                        color=colour, alpha=0.15, linewidth=0)
+                        color=colour, alpha=0.12, linewidth=0)
     ax.axhline(0, color="grey", linewidth=0.8)
-    ax.set_ylabel(f"distilled − baseline ({'points' if scale == 100 else 'R²'})")
+    ax.set_ylabel(f"method − baseline ({'points' if scale == 100 else 'R²'})")
 
 
 def add_benchmark_results(folder: str | Path, results_dir: str | Path) -> Path:
@@ -210,7 +214,7 @@ def add_benchmark_results(folder: str | Path, results_dir: str | Path) -> Path:
     distilled = DistilledSet.load(folder)
     m = len(distilled.pixel_values)
     summary = summarise([row for row in rows if row["m"] in (m, None)])
-    if not any(method == "distilled" for stats in summary.values() for method, _, _ in stats):
+    if not any(method == method_of(distilled) for stats in summary.values() for method, _, _ in stats):
         raise ConfigError(f"{results} has no result for a distilled set of m={m}; is it this set's benchmark?")
     distilled.metadata["transfer_results"] = [
         {"table": table, "column": column, "method": method, "m": size, "arch": arch, "mean": mean, "std": std,

@@ -16,9 +16,10 @@ from pathlib import Path
 import yaml
 
 from ..atomic import write_file
+from ..provenance import public_name
 from ..config import OBJECTIVE_RECIPES, ConfigError, PretrainConfig, TransferConfig, check_output_dir
 from .config import BenchmarkConfig, TargetSpec
-from .methods import METHODS
+from .methods import METHODS, start_of
 from .results import read_results
 
 CONFIG_FILE = "benchmark_config.yaml"
@@ -62,6 +63,8 @@ def fingerprints(distilled) -> dict[str, str]:
     """What the runs of a set depend on: its tensors (`set`) and its starting images (`init`)."""
     hyper = distilled.metadata.get("hyperparameters", {})
     start = f"seed={hyper.get('seed')},m={len(distilled.pixel_values)},max_samples={hyper.get('max_samples')}"
+    if start_of(distilled) != "random":
+        start += f",init={start_of(distilled)},trajectories={public_name(hyper.get('trajectories'))}"
     return {"set": distilled.fingerprint(), "init": start}
 
 
@@ -71,9 +74,17 @@ def save_settings(cfg: BenchmarkConfig, out: Path, sets: dict[str, dict]) -> Non
     (out / CONFIG_FILE).write_text(yaml.safe_dump(saved, sort_keys=False))
 
 
-def forget(out: Path, m: int, changed: set[str], methods: set[str] | None = None) -> None:
-    """Drop the results and models of size `m` whose methods read a `changed` part of the set (or of `methods`)."""
-    methods = methods or {name for name, method in METHODS.items() if method.reads in changed}
+def readers(distilled) -> dict[str, list[str]]:
+    """The rows that read each part of a set (`fingerprints`' keys): `{"set": ["krr_st", "kd_krr_st"], ...}`."""
+    rows = {}
+    for name, method in METHODS.items():
+        if method.reads is not None:
+            rows.setdefault(method.reads, []).append(method.row(name, distilled))
+    return rows
+
+
+def forget(out: Path, m: int, methods: set[str]) -> None:
+    """Drop the results and models of size `m` of the rows `methods`."""
     rows = [r for r in read_results(out / "results.jsonl") if not (r["method"] in methods and r["m"] == m)]
     write_file(out / "results.jsonl", lambda path: path.write_text("".join(json.dumps(r) + "\n" for r in rows)))
     for name in methods:
@@ -82,9 +93,10 @@ def forget(out: Path, m: int, changed: set[str], methods: set[str] | None = None
 
 
 def check_resumable(cfg: BenchmarkConfig, out: Path, sets: dict[str, dict], sizes: dict[str, int],
-                    main_process: bool = True) -> None:
+                    rows: dict[str, dict] | None = None, main_process: bool = True) -> None:
     """Results in `out` may be resumed or extended (more seeds, methods, targets) only under the same settings and
-    with the same distilled sets; with `rerun_changed_sets`, the runs that read a changed set are dropped instead.
+    with the same distilled sets; with `rerun_changed_sets`, the runs that read a changed set are dropped instead
+    (`rows[name]`: the rows that read each part of set `name`, from `readers`).
     A setting that some methods alone read (`READ_BY_SOME_METHODS`) may change as long as they have not run."""
     if not out.exists() or not any(out.iterdir()):
         return
@@ -105,7 +117,8 @@ def check_resumable(cfg: BenchmarkConfig, out: Path, sets: dict[str, dict], size
         changed = {key for key, value in parts.items() if before.get(key, value) != value}
         if changed and cfg.rerun_changed_sets:
             if main_process:
-                forget(out, sizes[name], changed, {name.removeprefix(SHARED)} if name.startswith(SHARED) else None)
+                reading = {row for part in changed for row in (rows or {}).get(name, {}).get(part, [])}
+                forget(out, sizes[name], {name.removeprefix(SHARED)} if name.startswith(SHARED) else reading)
         elif changed:
             differ.append(f"the set {name} (pass --rerun_changed_sets true to redo only the runs that read it)")
     if differ:

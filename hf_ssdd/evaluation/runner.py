@@ -11,9 +11,9 @@ import torch
 
 from ..config import ConfigError, PretrainConfig, TransferConfig
 from .config import BenchmarkConfig, TargetSpec
-from .methods import METHODS, Source, source_config
+from .methods import METHODS, Source, row_help, source_config
 from .report import write_report
-from .resume import SHARED, check_resumable, fingerprints, save_settings
+from .resume import SHARED, check_resumable, fingerprints, readers, save_settings
 from .results import LABEL_FREE, read_results, run_id
 from .ridge_probe import ridge_r2
 
@@ -36,7 +36,8 @@ class Benchmark:
         sets.update({SHARED + name: {"set": data.fingerprint()} for name, data in self.shared.items()})
         sizes = {name: len(d.pixel_values) for name, d in zip(cfg.distilled, self.distilled)}
         sizes.update({SHARED + name: len(data.pixel_values) for name, data in self.shared.items()})
-        check_resumable(cfg, self.out, sets, sizes, main_process=self.acc.is_main_process)
+        rows = {name: readers(d) for name, d in zip(cfg.distilled, self.distilled)}
+        check_resumable(cfg, self.out, sets, sizes, rows, main_process=self.acc.is_main_process)
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -57,16 +58,22 @@ class Benchmark:
         return self._source
 
     def jobs(self):
-        """`(method, set, arch, seed)` in run order; size-free methods once per (arch, seed); then the shared sets,
-        each its own method."""
+        """`(row, method, set, arch, seed)` in run order, each row once per (m, arch, seed): size-free methods once
+        per (arch, seed), a method that reads a set once per set (its row names the set's method or start); then
+        the shared sets, each its own row."""
+        seen = set()
         for seed in self.cfg.seeds:
             for arch in self.cfg.archs:
                 for name in self.cfg.methods:
-                    sets = self.distilled if METHODS[name].per_size else self.distilled[:1]
-                    for distilled in sets:
-                        yield name, distilled, arch, seed
+                    method = METHODS[name]
+                    for distilled in self.distilled if method.per_size else self.distilled[:1]:
+                        row = method.row(name, distilled)
+                        key = (row, self.size(name, distilled), arch, seed)
+                        if key not in seen:
+                            seen.add(key)
+                            yield row, name, distilled, arch, seed
                 for name, data in self.shared.items():
-                    yield name, data, arch, seed
+                    yield name, name, data, arch, seed
 
     def size(self, name: str, data) -> int | None:
         """The `m` of a job's rows: its set's size, None for methods that do not depend on it."""
@@ -83,14 +90,15 @@ class Benchmark:
         from tqdm.auto import tqdm
 
         jobs = list(self.jobs())
-        for name, distilled, arch, seed in tqdm(jobs, desc="benchmark", disable=not self.acc.is_main_process):
+        for row_name, name, distilled, arch, seed in tqdm(jobs, desc="benchmark",
+                                                          disable=not self.acc.is_main_process):
             m = self.size(name, distilled)
-            pending = self.pending(name, m, arch, seed)
+            pending = self.pending(row_name, m, arch, seed)
             if not pending:
                 continue
-            model_dir = self.model(name, distilled, arch, seed)
+            model_dir = self.model(row_name, name, distilled, arch, seed)
             for target, protocol in pending:
-                row = self._row(name, m, arch, seed, target, protocol)
+                row = self._row(row_name, m, arch, seed, target, protocol)
                 if target == LABEL_FREE:
                     row.update(self.label_free(model_dir))
                 else:
@@ -108,8 +116,9 @@ class Benchmark:
             with self.results_path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
 
-    def model(self, name: str, distilled, arch: str, seed: int) -> Path:
-        """The folder of the pre-trained model of this job, trained and saved unless it is already there.
+    def model(self, row: str, name: str, distilled, arch: str, seed: int) -> Path:
+        """The folder of the pre-trained model of the job of `row` (method `name`), trained and saved unless it is
+        already there.
 
         Every learner sees the source's channels, side and normalisation (a shared set is converted to them); one
         trained on class labels follows the supervised recipe (`PretrainConfig.for_objective`)."""
@@ -119,7 +128,7 @@ class Benchmark:
         from ..pretraining import default_arch, fit_learner, save_pretrained
 
         m, kd = self.size(name, distilled), name in METHODS and METHODS[name].kd
-        folder = self.out / "models" / f"{name}{'' if m is None else f'-m{m}'}-{arch}-seed{seed}"
+        folder = self.out / "models" / f"{row}{'' if m is None else f'-m{m}'}-{arch}-seed{seed}"
         if (folder / "config.json").exists():
             return folder
         _, channels, side, _ = self.distilled[0].pixel_values.shape
@@ -129,14 +138,14 @@ class Benchmark:
         else:
             method = METHODS[name]
             data = method.build(self.source, distilled, seed) if method.build else None
-            learner, what = distilled.metadata, method.help
+            learner, what = distilled.metadata, row_help(row)
         outputs = self.source.teacher.dim if data is None or kd else data.num_outputs
         arch_name, options = default_arch(learner, arch)
         set_seed(seed)
         model = new_model(learner_config(arch_name, channels, side, outputs, **options))
         epochs = self.cfg.full_epochs if name == "full" else self.cfg.pretrain.get("num_epochs", 1000)
         cfg = PretrainConfig(**{**self.cfg.pretrain, "num_epochs": epochs, "seed": seed, "output_dir": str(folder),
-                                "distilled": f"{name} (m={m})", "arch": arch})
+                                "distilled": f"{row} (m={m})", "arch": arch})
         uses_labels = data is not None and data.uses_labels and not kd
         cfg = cfg.for_objective(uses_labels)
         history, start = [{"step": 0, "loss": float("nan")}], time.perf_counter()
@@ -147,7 +156,7 @@ class Benchmark:
             stats = {"steps": history[-1]["step"], "final_loss": history[-1]["loss"],
                      "wall_time_s": time.perf_counter() - start,
                      "num_images": 0 if data is None else len(data.pixel_values), "resolution": side,
-                     "distilled_metadata": distilled.metadata, "objective": f"`{name}`, {what}"}
+                     "distilled_metadata": distilled.metadata, "objective": f"`{row}`, {what}"}
             save_pretrained(model, folder, cfg, self.source.normalization, stats, history)
         self.acc.wait_for_everyone()
         return folder
