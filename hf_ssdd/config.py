@@ -531,12 +531,12 @@ class TransferConfig:
     report_to: str = report_to_field()
 
     def __post_init__(self):
-        if not self.target:
-            raise ConfigError("no target: pass --target (a Hub id, a local folder or a built-in name).")
-        check_choices(self)
+        check_choices(self)  # every value first, then what the run needs: a wrong value is never hidden behind it
         trackers(self.report_to)
         check_positive(
             self, "max_train_samples", "max_steps", "batch_size", "learning_rate", "resolution", "logging_steps"
         )
         if self.momentum < 0 or self.weight_decay < 0 or self.crop_padding < 0:
             raise ConfigError("momentum, weight_decay and crop_padding must be >= 0.")
+        if not self.target:
+            raise ConfigError("no target: pass --target (a Hub id, a local folder or a built-in name).")

@@ -189,3 +189,12 @@ def test_every_recipe_config_parses(path):
         STAGES["train-teacher" if stage == "teacher" else stage].config)
     cfg = parse_config(config_cls, ["--config", str(path)])
     assert cfg.output_dir.startswith("outputs/")
+
+
+@pytest.mark.parametrize("stage", ["train-teacher", "trajectories", "distill", "pretrain", "transfer"])
+def test_a_bad_tracker_is_reported_before_the_inputs_a_run_needs(stage, capsys):
+    """Option values are checked first: `transfer --report_to bogus` names the tracker, not the missing target."""
+    with pytest.raises(SystemExit) as info:
+        main([stage, "--report_to", "bogus_tracker"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "bogus_tracker is not an installed tracker" in err and len(err.splitlines()) == 1
