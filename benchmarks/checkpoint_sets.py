@@ -26,7 +26,7 @@ import torch
 
 from hf_ssdd.checkpoint import list_checkpoints, load_checkpoint
 from hf_ssdd.distilled_set import CONFIG_FILE, DistilledSet
-from hf_ssdd.evaluation.methods import METHODS, Source
+from hf_ssdd.evaluation.methods import Source, start_indices
 from hf_ssdd.metrics import representation_r2
 
 
@@ -48,7 +48,7 @@ def checkpoint_sets(distilled_dir: str, output_dir: str | None) -> list[dict]:
 
     finished = DistilledSet.load(distilled_dir)
     source = Source(finished, None, PartialState().device)
-    start = METHODS["init"].build(source, finished, 0).pixel_values  # the set's own start, random or high-loss
+    start = source.normalization.normalize(source.images[start_indices(source, finished)])
     rows = []
     for checkpoint in [*list_checkpoints(distilled_dir), None]:
         if checkpoint is None:

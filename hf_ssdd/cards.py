@@ -86,9 +86,9 @@ def _size_category(m: int) -> str:
 
 def _method(distilled):
     """The registered method that made the set (sets saved before there were methods are KRR-ST's)."""
-    from .methods import DEFAULT_METHOD, METHODS
+    from .methods import METHODS, made_by
 
-    return METHODS[distilled.metadata.get("method", DEFAULT_METHOD)]
+    return METHODS[made_by(distilled.metadata)]
 
 
 def _title(distilled) -> str:
@@ -399,6 +399,7 @@ def pretrained_card(model, cfg, stats: dict) -> str:
     from huggingface_hub import ModelCard, ModelCardData
 
     from . import __version__
+    from .methods import made_by
     from .teachers import teacher_provenance
 
     distilled_metadata = stats.get("distilled_metadata") or {}
@@ -408,7 +409,7 @@ def pretrained_card(model, cfg, stats: dict) -> str:
     data = ModelCardData(
         library_name="transformers",
         pipeline_tag="image-classification",
-        tags=["hf-ssdd", "dataset-distillation", distilled_metadata.get("method", "krr_st").replace("_", "-"),
+        tags=["hf-ssdd", "dataset-distillation", made_by(distilled_metadata).replace("_", "-"),
               model.config.model_type],
         datasets=[hub_id] if hub_id else None,
     )

@@ -46,7 +46,8 @@ def test_a_set_that_has_not_moved_has_no_drift_and_learned_targets_show_as_disag
 ):
     finished = DistilledSet.load(distilled_with_checkpoints)
     source = Source(finished, None, "cpu")
-    start = source.normalization.normalize(source.images[initial_indices(len(source.images), 6, finished.metadata["hyperparameters"]["seed"])])
+    seed = finished.metadata["hyperparameters"]["seed"]
+    start = source.normalization.normalize(source.images[initial_indices(len(source.images), 6, seed)])
     with torch.no_grad():
         targets = source.teacher.on_normalized(start, source.normalization)
     unmoved = dataclasses.replace(finished, pixel_values=start, targets=targets)

@@ -34,7 +34,7 @@ class Source:
         self.images = load_images(source).images  # uint8 (N, C, R, R)
         self.labels = _labels(source, len(self.images))
         self.normalization = distilled.normalization
-        self.metadata, self.device = meta, device
+        self.device = device
         self.teacher = Teacher.from_pretrained(teacher_name or meta["teacher"]["id"]).to(device).eval()
         self._features, self._hardest = None, {}
 
@@ -89,19 +89,25 @@ def start_of(distilled) -> str:
 
 
 def method_of(distilled) -> str:
-    """The distillation method that made a set, from its card (sets made before MKDT: KRR-ST)."""
-    from ..methods import DEFAULT_METHOD
+    """The distillation method that made a set, from its card."""
+    from ..methods import made_by
 
-    return distilled.metadata.get("method") or DEFAULT_METHOD
+    return made_by(distilled.metadata)
 
 
-def _init(source, distilled, seed):
+def start_indices(source: Source, distilled) -> torch.Tensor:
+    """`(m,)` indices of the source images a set started from: its experts' hardest for a high-loss start, else
+    the random draw of its seed."""
     from ..subsets import initial_indices
 
     m, hyperparameters = len(distilled.pixel_values), distilled.metadata["hyperparameters"]
     if start_of(distilled) == "high_loss":
-        return source.subset(source.hardest(hyperparameters["trajectories"])[:m], False)
-    return source.subset(initial_indices(len(source.images), m, hyperparameters["seed"]), False)
+        return source.hardest(hyperparameters["trajectories"])[:m]
+    return initial_indices(len(source.images), m, hyperparameters["seed"])
+
+
+def _init(source, distilled, seed):
+    return source.subset(start_indices(source, distilled), False)
 
 
 def _random(with_labels):

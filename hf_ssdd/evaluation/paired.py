@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from .results import values_by_seed
 
 REAL_SUBSETS = ("random", "kmeans")  # the paper's baselines (real images with labels): the best one is compared
-ALSO_COMPARED = ("init", "init_high_loss", "random_mse", "scratch")  # the open question (same images / teacher
-# targets: each method's own start), and no set
+# the open question (the same images with teacher targets: each method's own start, random or high-loss), and no set
+ALSO_COMPARED = ("init", "init_high_loss", "random_mse", "scratch")
 BEST_SUBSET = "best of random, kmeans"
 
 

@@ -78,6 +78,12 @@ def load(path: str):
     return getattr(importlib.import_module(module), name)
 
 
+def made_by(metadata: dict) -> str:
+    """The name of the method that made a distilled set, from its metadata (sets saved before there were methods
+    are KRR-ST's)."""
+    return metadata.get("method") or DEFAULT_METHOD
+
+
 def method_named(name: str) -> Method:
     """The registered method `name`, or a one-line `ConfigError` listing them."""
     from ..config import ConfigError
