@@ -27,3 +27,4 @@ for m in 100 1000; do
   fi
 done
 "$HF" benchmark --config benchmarks/fashion_mnist_methods.yaml
+"$HF" benchmark --config benchmarks/fashion_mnist_methods_mkdt.yaml

@@ -541,6 +541,9 @@ def add_results(folder: str | Path, results: list[dict]) -> None:
 
 
 def result_name(result: dict) -> str:
-    """`fashion_mnist (100 labels)`: the target and its few-label setting, as results are told apart."""
-    labels = result.get("max_train_samples")
-    return f"{result['target']} ({labels} labels)" if labels else result["target"]
+    """`fashion_mnist (100 labels)`, `fashion_mnist (1% of labels)`: the target and its few-label setting, as
+    results are told apart."""
+    labels, fraction = result.get("max_train_samples"), result.get("train_fraction")
+    if labels:
+        return f"{result['target']} ({labels} labels)"
+    return f"{result['target']} ({fraction:.0%} of labels)" if fraction else result["target"]

@@ -488,7 +488,18 @@ class TransferConfig:
         default="test", metadata={"help": "Split to report on; carved from train (20%, fixed seed) when missing."}
     )
     max_train_samples: int | None = field(
-        default=None, metadata={"help": "Few-label setting: a class-balanced sample of N training images."}
+        default=None, metadata={"help": "Few-label setting: a sample of N training images (see label_sampling)."}
+    )
+    train_fraction: float | None = field(
+        default=None,
+        metadata={"help": "Few-label setting as a fraction of the training images (MKDT: 0.01, 0.05); not with "
+                          "max_train_samples."},
+    )
+    label_sampling: str = field(
+        default="balanced",
+        metadata={"choices": ("balanced", "uniform"),
+                  "help": "How the few labelled images are drawn: balanced (every class as equally as it can) or "
+                          "uniform (a uniform random sample, as MKDT; a rare class may be missed)."},
     )
     pretrained: str | None = field(
         default=None, metadata={"help": "Pre-trained model (folder or Hub id); none: random init (`scratch`)."}
@@ -508,6 +519,16 @@ class TransferConfig:
                   "choices": ("finetune", "linear")},
     )
     max_steps: int = field(default=10_000, metadata={"help": "Optimisation steps (linear: L-BFGS iterations)."})
+    probe_rounds: int = field(
+        default=1, metadata={"help": "Linear: L-BFGS calls of max_steps iterations each (MKDT: 20 of 20)."}
+    )
+    probe_line_search: bool = field(
+        default=True, metadata={"help": "Linear: L-BFGS with a strong-Wolfe line search (MKDT: none, torch's default)."}
+    )
+    standardize_features: bool = field(
+        default=True, metadata={"help": "Linear: standardise the features with the training images' mean and std "
+                                        "(MKDT: raw features)."}
+    )
     batch_size: int = field(default=256, metadata={"help": "Images per fine-tuning step, over all processes."})
     learning_rate: float = field(default=0.01, metadata={"help": "Fine-tuning SGD learning rate (cosine decay)."})
     momentum: float = field(default=0.9, metadata={"help": "Fine-tuning SGD momentum."})
@@ -533,10 +554,13 @@ class TransferConfig:
     def __post_init__(self):
         check_choices(self)  # every value first, then what the run needs: a wrong value is never hidden behind it
         trackers(self.report_to)
-        check_positive(
-            self, "max_train_samples", "max_steps", "batch_size", "learning_rate", "resolution", "logging_steps"
-        )
+        check_positive(self, "max_train_samples", "max_steps", "probe_rounds", "batch_size", "learning_rate",
+                       "resolution", "logging_steps")
         if self.momentum < 0 or self.weight_decay < 0 or self.crop_padding < 0:
             raise ConfigError("momentum, weight_decay and crop_padding must be >= 0.")
+        if self.train_fraction is not None and not 0 < self.train_fraction <= 1:
+            raise ConfigError(f"train_fraction={self.train_fraction} must be in (0, 1].")
+        if self.train_fraction is not None and self.max_train_samples is not None:
+            raise ConfigError("give max_train_samples or train_fraction, not both.")
         if not self.target:
             raise ConfigError("no target: pass --target (a Hub id, a local folder or a built-in name).")

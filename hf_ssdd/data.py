@@ -281,6 +281,7 @@ class Stream:
     MATCH_BATCHES = 12  # mkdt: the mini-batches of the synthetic set in an iteration's inner steps
     CARVED_TEST = 101  # targets: the test split carved from train when a target has none
     BALANCED_SAMPLE = 102  # targets: the class-balanced few-label sample
+    UNIFORM_SAMPLE = 103  # targets: the uniform few-label sample
     RANDOM_SUBSET = 201  # evaluation: the `random` baseline's images
     KMEANS_SEEDS = 202  # evaluation: k-means++ seeding of the `kmeans` baseline
 

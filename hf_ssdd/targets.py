@@ -199,3 +199,25 @@ def balanced_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
         members = (labels == c).nonzero().squeeze(1)
         chosen.append(members[torch.randperm(len(members), generator=generator)[:q]])
     return torch.cat(chosen).sort().values
+
+
+def uniform_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Sorted indices `(n,)` of a uniform random sample of `labels (N,)`, classes ignored (MKDT's few-label subsets:
+    a class may get none)."""
+    if n > len(labels):
+        raise ConfigError(f"n={n} is more than the {len(labels)} labelled images.")
+    generator = data.step_generator(seed, 0, data.Stream.UNIFORM_SAMPLE)
+    return torch.randperm(len(labels), generator=generator)[:n].sort().values
+
+
+LABEL_SAMPLES = {"balanced": balanced_subset, "uniform": uniform_subset}  # TransferConfig.label_sampling
+
+
+def few_label_size(cfg, num_train: int) -> int | None:
+    """How many of `num_train` training images a run of `cfg` (a `TransferConfig`) may see: `max_train_samples`,
+    else `train_fraction` of them (rounded down, as MKDT), else None: all."""
+    if cfg.max_train_samples is not None:
+        return cfg.max_train_samples
+    if cfg.train_fraction is not None:
+        return max(1, int(num_train * cfg.train_fraction))
+    return None

@@ -7,8 +7,10 @@
 Two protocols. `finetune` (the paper's): a new linear head, then the whole network trained with cross-entropy by
 SGD with a cosine schedule on crop + flip views. `linear`: the network frozen in eval mode, its features
 standardised, and a logistic-regression head fitted to convergence by L-BFGS (deterministic, nothing to tune but
-the L2 penalty). Target images are converted to the network's channels and side and normalised with the target's
-own mean and std, as the paper (`--target_normalization source`: with the pre-training statistics). Accuracy comes
+the L2 penalty; `probe_rounds`, `probe_line_search` and `standardize_features` give MKDT's probe instead). The few
+labelled images are `max_train_samples` or a `train_fraction` of the training split, class-balanced or uniform.
+Target images are converted to the network's channels and side and normalised with the target's own mean and std,
+as the paper (`--target_normalization source`: with the pre-training statistics). Accuracy comes
 from the `evaluate` module shipped in `hf_ssdd/metrics`.
 
 Fine-tuning steps run in `training_loop.run_steps`, shared with pre-training and the teacher's training (why not
@@ -32,7 +34,7 @@ from torch import nn
 from .atomic import write_file
 from .config import ConfigError, TransferConfig, check_output_dir, save_config
 from .data import Augmentation, Normalization, Stream, batch_indices, step_generator
-from .targets import LabelledImages, balanced_subset, load_target_splits
+from .targets import LABEL_SAMPLES, LabelledImages, few_label_size, load_target_splits
 
 
 def load_pretrained(name_or_path: str):
@@ -106,26 +108,35 @@ def finetune(model, train: LabelledImages, normalization: Normalization, cfg: Tr
 
 
 def linear_probe(model, train: LabelledImages, test: LabelledImages, normalization, cfg: TransferConfig, device):
-    """Accuracy on `test` of a logistic regression on the frozen, standardised features of `model`."""
+    """Accuracy on `test` of a logistic regression on the frozen features of `model` (standardised, unless
+    `cfg.standardize_features` is off)."""
     from .modeling import features
 
     model.eval()
     embed = lambda x: features(model, normalization.normalize(x))  # noqa: E731
     train_features, test_features = batched(embed, train.images, device), batched(embed, test.images, device)
     predictions = logistic_regression(train_features, train.labels, test_features, train.num_classes,
-                                      max_steps=cfg.max_steps, weight_decay=cfg.weight_decay, seed=cfg.seed)
+                                      max_steps=cfg.max_steps, weight_decay=cfg.weight_decay, seed=cfg.seed,
+                                      rounds=cfg.probe_rounds, line_search=cfg.probe_line_search,
+                                      standardize=cfg.standardize_features)
     return shipped_accuracy(predictions, test.labels)
 
 
 def logistic_regression(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
-                        num_classes: int, *, max_steps: int, weight_decay: float, seed: int) -> torch.Tensor:
-    """Predicted classes `(n_test,)` of a logistic regression fitted by L-BFGS on `train_features (n, p)`, both sets
-    standardised with the training features' mean and std; `weight_decay` is the L2 penalty on the weights."""
-    mean, std = train_features.mean(0), train_features.std(0).clamp_min(1e-6)
-    train_features, test_features = (train_features - mean) / std, (test_features - mean) / std
+                        num_classes: int, *, max_steps: int, weight_decay: float, seed: int, rounds: int = 1,
+                        line_search: bool = True, standardize: bool = True) -> torch.Tensor:
+    """Predicted classes `(n_test,)` of a logistic regression fitted by L-BFGS on `train_features (n, p)`:
+    `rounds` calls of `max_steps` iterations, loss cross-entropy + `weight_decay / 2 * ||W||^2` (the weights, not the
+    bias). Ours: both sets standardised with the training features' mean and std, a strong-Wolfe line search, one
+    round to convergence. MKDT's `train_clf`: raw features, torch's L-BFGS without line search, 20 rounds of 20
+    iterations, `1e-3 * ||W||^2` (weight_decay 2e-3)."""
+    if standardize:
+        mean, std = train_features.mean(0), train_features.std(0).clamp_min(1e-6)
+        train_features, test_features = (train_features - mean) / std, (test_features - mean) / std
     torch.manual_seed(seed)
     head = nn.Linear(train_features.shape[1], num_classes)
-    optimizer = torch.optim.LBFGS(head.parameters(), lr=1, max_iter=max_steps, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(head.parameters(), lr=1, max_iter=max_steps,
+                                  line_search_fn="strong_wolfe" if line_search else None)
 
     def closure():
         optimizer.zero_grad()
@@ -133,7 +144,8 @@ def logistic_regression(train_features: torch.Tensor, train_labels: torch.Tensor
         loss.backward()
         return loss
 
-    optimizer.step(closure)
+    for _ in range(rounds):
+        optimizer.step(closure)
     with torch.no_grad():
         return head(test_features).argmax(1)
 
@@ -167,9 +179,9 @@ def run_transfer(cfg: TransferConfig, accelerator, splits=None, before_probe=Non
         model, normalization, (channels, side) = load_pretrained(cfg.pretrained)
     with accelerator.main_process_first():
         train, test = splits or load_splits(cfg, side, channels)
-    if cfg.max_train_samples is not None and cfg.max_train_samples < len(train.images):
-        keep = balanced_subset(train.labels, cfg.max_train_samples, cfg.seed)
-        train = train.select(keep)
+    size = few_label_size(cfg, len(train.images))
+    if size is not None and size < len(train.images):
+        train = train.select(LABEL_SAMPLES[cfg.label_sampling](train.labels, size, cfg.seed))
     if model is None:
         _, channels, side, _ = train.images.shape
         model = new_model(learner_config(cfg.arch, channels, side, num_labels=train.num_classes))
@@ -194,6 +206,8 @@ def run_transfer(cfg: TransferConfig, accelerator, splits=None, before_probe=Non
         "arch": getattr(model.config, "arch", model.config.model_type),
         "seed": cfg.seed,
         "max_train_samples": cfg.max_train_samples,
+        "train_fraction": cfg.train_fraction,
+        "label_sampling": cfg.label_sampling,
         "num_train": len(train.images),
         "num_test": len(test.images),
         "num_classes": train.num_classes,

@@ -212,3 +212,4 @@ def test_transfer_results_merge_into_the_model_index_one_entry_per_target_and_pr
     assert card.data.model_name == tmp_path.name and not list(tmp_path.glob("*.tmp"))
     assert result_name({"target": "a", "max_train_samples": 5}) == "a (5 labels)"
     assert result_name({"target": "b"}) == "b"
+    assert result_name({"target": "c", "max_train_samples": None, "train_fraction": 0.05}) == "c (5% of labels)"

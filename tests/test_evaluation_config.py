@@ -124,3 +124,36 @@ def test_a_benchmark_saved_before_the_transfer_settings_grew_resumes_under_its_p
     with pytest.raises(ConfigError, match="targets\\[digits\\] changed"):
         digits = dataclasses.replace(cfg.targets[2], finetune_steps=50)
         check_resumable(dataclasses.replace(cfg, targets=[*cfg.targets[:2], digits]), tmp_path, {}, {})
+
+
+def test_the_mkdt_preset_sets_mkdts_protocol_under_what_the_file_gives(tmp_path, write_benchmark_config):
+    path = write_benchmark_config(tmp_path / "a.yaml", "set", "target", preset="mkdt", linear={"max_steps": 7})
+    cfg = BenchmarkConfig.from_yaml(path)
+    assert cfg.pretrain == {"num_epochs": 3, "batch_size": 256, "momentum": 0.9, "weight_decay": 1e-4,
+                            "lr_drop": 1.0, "dsa": False, "crop_padding": 0, "flip": False}
+    assert cfg.linear["max_steps"] == 7 and cfg.linear["probe_rounds"] == 20 and cfg.linear["weight_decay"] == 2e-3
+    assert not cfg.linear["standardize_features"] and cfg.linear["label_sampling"] == "uniform"
+    assert BenchmarkConfig.from_yaml(write_benchmark_config(tmp_path / "b.yaml", "set", "target")).linear == {
+        "max_steps": 20}
+    with pytest.raises(ConfigError, match="preset='kd' is unknown; choose from hf_ssdd, mkdt"):
+        BenchmarkConfig.from_yaml(write_benchmark_config(tmp_path / "c.yaml", "set", "target", preset="kd"))
+
+
+def test_a_target_may_give_its_labels_as_a_fraction_and_is_named_by_it(tmp_path):
+    cfg = BenchmarkConfig(distilled=["set"], targets=[{"dataset": "t", "train_fraction": 0.01},
+                                                      {"dataset": "t", "max_train_samples": 100}])
+    assert [t.name for t in cfg.targets] == ["t-1%", "t-100"]
+    with pytest.raises(ConfigError, match="train_fraction=2 must be in"):
+        BenchmarkConfig(distilled=["set"], targets=[{"dataset": "t", "train_fraction": 2}])
+    with pytest.raises(ConfigError, match="not given with max_train_samples"):
+        BenchmarkConfig(distilled=["set"], targets=[{"dataset": "t", "train_fraction": 0.1, "max_train_samples": 9}])
+
+
+def test_the_mkdt_benchmark_parses_and_shares_the_sets_of_ours():
+    ours = BenchmarkConfig.from_yaml(FASHION_MNIST.with_name("fashion_mnist_methods.yaml"))
+    theirs = BenchmarkConfig.from_yaml(FASHION_MNIST.with_name("fashion_mnist_methods_mkdt.yaml"))
+    assert theirs.preset == "mkdt" and ours.preset == "hf_ssdd"
+    assert theirs.distilled == ours.distilled and theirs.methods == ours.methods and theirs.seeds == ours.seeds
+    assert {t.train_fraction for t in theirs.targets} == {0.01, 0.05}
+    assert all(Path(FASHION_MNIST.parents[1], t.dataset, "README.md").is_file()
+               for t in ours.targets + theirs.targets if "/" in t.dataset)  # the committed letters

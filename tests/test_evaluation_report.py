@@ -32,6 +32,16 @@ def test_the_curve_is_drawn_and_linked_when_there_are_several_sizes(tmp_path, si
     assert "| krr_st (m=10) | 55.00 ± 1.00 |" in table  # 0.5 + 0.04 + 0.01 x seed
 
 
+def test_the_report_names_its_protocol_preset_and_has_no_accuracy_table_without_targets(tmp_path):
+    label_free = [r for r in rows([10]) if r["protocol"] == "label-free"]
+    cfg = BenchmarkConfig(distilled=["set-10"], targets=[], protocols=["linear"], preset="mkdt",
+                          methods=["scratch", "init", "random", "distilled", "full"])
+    write_report(label_free, cfg, tmp_path)
+    table = (tmp_path / "results.md").read_text()
+    assert "Protocol preset `mkdt`: MKDT's protocol (Joshi et al., ICLR 2025)" in table
+    assert "Linear probe accuracy" not in table and "| krr_st (m=10) | 0.550 ± 0.010 | 0.450 ± 0.010 |" in table
+
+
 def test_the_paired_table_gives_intervals_over_seeds_and_none_for_one_seed(tmp_path):
     """rows(): distilled and init have the same scores per seed (difference exactly 0, interval of no width);
     scratch is below by 0.04 (m=10's length term) at every seed."""

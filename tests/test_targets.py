@@ -1,6 +1,7 @@
 """Labelled targets: any folder format reads the same, test splits are found or carved, few-label subsets balance."""
 
 import logging
+import types
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from PIL import Image
 
 from hf_ssdd.config import ConfigError
 from hf_ssdd.data import FASHION_MNIST_DIR
-from hf_ssdd.targets import balanced_subset, load_target, load_target_splits
+from hf_ssdd.targets import balanced_subset, few_label_size, load_target, load_target_splits, uniform_subset
 
 NAMES = ["cat", "dog", "emu"]
 N = 30  # image i is flat grey 8 * i, of class i % 3: pixels tell which row it was
@@ -169,6 +170,26 @@ def test_balanced_subset_is_deterministic_per_seed_and_checks_n():
         balanced_subset(labels, 9, seed=0)
     with pytest.raises(ConfigError, match="n=101"):
         balanced_subset(labels, 101, seed=0)
+
+
+def test_uniform_subset_ignores_the_classes_as_mkdt_does():
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    index = uniform_subset(labels, 10, seed=0)
+    assert len(set(index.tolist())) == 10 and torch.equal(index, index.sort().values)
+    minority = [int((labels[uniform_subset(labels, 10, seed=seed)] == 1).sum()) for seed in range(200)]
+    assert 0 in minority and max(minority) >= 3  # a rare class is sometimes missed, sometimes over-drawn
+    assert abs(sum(minority) / len(minority) - 1.0) < 0.25  # in expectation its share: 10 x 10%
+    assert torch.equal(uniform_subset(labels, 10, seed=3), uniform_subset(labels, 10, seed=3))
+    assert not torch.equal(uniform_subset(labels, 10, seed=3), uniform_subset(labels, 10, seed=4))
+    with pytest.raises(ConfigError, match="n=101"):
+        uniform_subset(labels, 101, seed=0)
+
+
+@pytest.mark.parametrize("given, size", [({}, None), ({"max_train_samples": 7}, 7), ({"train_fraction": 0.01}, 600),
+                                         ({"train_fraction": 0.05}, 3000), ({"train_fraction": 1e-6}, 1)])
+def test_the_few_label_size_is_a_count_or_a_fraction_rounded_down(given, size):
+    cfg = types.SimpleNamespace(**{"max_train_samples": None, "train_fraction": None, **given})
+    assert few_label_size(cfg, 60_000) == size
 
 
 def test_digits_without_scikit_learn_says_what_to_install(monkeypatch):

@@ -153,3 +153,65 @@ def test_transfer_normalises_the_target_as_target_normalization_says(setting, ti
     train = load_target(tiny_labelled, split="train", resolution=side, channels=channels)
     assert seen == [source if setting == "source" else Normalization.measure(train.images)]
     assert source != Normalization.measure(train.images) and result["target_normalization"] == setting
+
+
+def mkdt_train_clf(features, labels, num_classes, seed):
+    """MKDT's `train_clf` as their paper's code states it: a fresh `nn.Linear`, `torch.optim.LBFGS` at its defaults,
+    20 `step` calls, cross-entropy + 1e-3 * ||W||^2 on the raw features."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    head = nn.Linear(features.shape[1], num_classes)
+    optimizer = torch.optim.LBFGS(head.parameters())
+    for _ in range(20):
+        def closure():
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(head(features), labels) + 1e-3 * head.weight.pow(2).sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+    return head
+
+
+def test_the_mkdt_probe_settings_fit_the_head_mkdts_train_clf_fits():
+    import torch
+
+    from hf_ssdd.evaluation.presets import PRESETS
+    from hf_ssdd.transfer import logistic_regression
+
+    generator = torch.Generator().manual_seed(0)
+    centres = 3 * torch.randn(4, 16, generator=generator)
+    labels = torch.arange(200) % 4
+    features = centres[labels] + 2 * torch.randn(200, 16, generator=generator) + 5  # raw: not centred
+    test = centres[labels] + 2 * torch.randn(200, 16, generator=generator) + 5
+    probe = PRESETS["mkdt"].linear
+    ours = logistic_regression(features, labels, test, 4, seed=7, max_steps=probe["max_steps"],
+                               weight_decay=probe["weight_decay"], rounds=probe["probe_rounds"],
+                               line_search=probe["probe_line_search"], standardize=probe["standardize_features"])
+    theirs = mkdt_train_clf(features, labels, 4, seed=7)(test).argmax(1)
+    assert torch.equal(ours, theirs)
+    standardised = logistic_regression(features, labels, test, 4, seed=7, max_steps=100, weight_decay=1e-3)
+    assert (standardised == labels).float().mean() > 0.6 and (ours == labels).float().mean() > 0.6
+
+
+def test_a_fraction_of_the_labels_may_be_drawn_uniformly(tiny_labelled, tmp_path):
+    runs = [transfer(scratch(tiny_labelled, tmp_path, train_fraction=0.25, label_sampling=sampling, max_steps=5,
+                             protocol="linear", output_dir=str(tmp_path / f"{sampling}-{again}")))
+            for sampling in ("balanced", "uniform") for again in (0, 1)]
+    assert [r["num_train"] for r in runs] == [16] * 4  # int(64 x 0.25)
+    assert runs[0]["accuracy"] == runs[1]["accuracy"] and runs[2]["accuracy"] == runs[3]["accuracy"]
+    assert runs[2]["label_sampling"] == "uniform" and runs[2]["train_fraction"] == 0.25
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"train_fraction": 0.0}, "train_fraction=0.0 must be in"),
+    ({"train_fraction": 1.5}, "train_fraction=1.5 must be in"),
+    ({"train_fraction": 0.1, "max_train_samples": 10}, "not both"),
+    ({"label_sampling": "stratified"}, "label_sampling='stratified' is not one of"),
+    ({"probe_rounds": 0}, "probe_rounds=0 must be positive"),
+])
+def test_bad_few_label_and_probe_settings_are_one_line_errors(values, message):
+    with pytest.raises(ConfigError, match=message):
+        TransferConfig(target="t", **values)

@@ -18,24 +18,28 @@ from pathlib import Path
 from ..config import ConfigError, PretrainConfig, TransferConfig
 from ..parsing import load_yaml
 from .methods import METHODS
+from .presets import PRESETS
 
 PROTOCOLS = ("linear", "finetune")
 SET_BY_BENCHMARK = {  # fields of the nested configs that each run sets itself: giving them is a mistake
     PretrainConfig: ("distilled", "distilled_revision", "image_column", "label_column", "arch", "channels",
                      "resolution", "seed", "output_dir"),
     TransferConfig: ("target", "target_config", "target_revision", "image_column", "label_column", "train_split",
-                     "test_split", "max_train_samples", "pretrained", "protocol", "seed", "output_dir"),
+                     "test_split", "max_train_samples", "train_fraction", "pretrained", "protocol", "seed",
+                     "output_dir"),
 }
 
 
 @dataclass
 class TargetSpec:
-    """One transfer target: a labelled dataset, how many of its training labels the learner may see, and how long
-    it is fine-tuned (the paper: 10,000 steps for CIFAR-size targets, 5,000 for the fine-grained ones)."""
+    """One transfer target: a labelled dataset, how many of its training labels the learner may see (a count, or a
+    fraction as MKDT's 1% and 5%), and how long it is fine-tuned (the paper: 10,000 steps for CIFAR-size targets,
+    5,000 for the fine-grained ones)."""
 
     dataset: str
     name: str | None = None  # column title in the tables; default: dataset (and its label count)
     max_train_samples: int | None = None
+    train_fraction: float | None = None  # of the training images, e.g. 0.01; not with max_train_samples
     config: str | None = None
     revision: str | None = None  # git revision of a Hub dataset
     train_split: str = "train"
@@ -47,8 +51,12 @@ class TargetSpec:
     def __post_init__(self):
         if self.finetune_steps is not None and self.finetune_steps <= 0:
             raise ConfigError(f"finetune_steps={self.finetune_steps} of target {self.dataset!r} must be positive.")
+        if self.train_fraction is not None and (self.max_train_samples is not None or not 0 < self.train_fraction <= 1):
+            raise ConfigError(f"target {self.dataset!r}: train_fraction={self.train_fraction} must be in (0, 1], and "
+                              "not given with max_train_samples.")
         if self.name is None:
-            self.name = f"{self.dataset}-{self.max_train_samples}" if self.max_train_samples else self.dataset
+            few = self.max_train_samples or (f"{self.train_fraction:.0%}" if self.train_fraction else None)
+            self.name = f"{self.dataset}-{few}" if few else self.dataset
 
 
 @dataclass
@@ -59,6 +67,7 @@ class BenchmarkConfig:
     targets: list[TargetSpec]
     teacher: str | None = None  # teacher of the baselines' targets; default: the one recorded in the set's card
     output_dir: str = "benchmark"
+    preset: str = "hf_ssdd"  # whose protocol: defaults of `pretrain` and `linear` (see presets.py)
     methods: list[str] = field(default_factory=lambda: ["scratch", "init", "random", "kmeans", "distilled"])
     # sets made elsewhere, {row name: folder or Hub id}, with a float `target` or a class label column (see
     # training_sets.py): each is pre-trained like `distilled` (labels: the supervised recipe) and is a row of its own
@@ -78,6 +87,10 @@ class BenchmarkConfig:
 
     def __post_init__(self):
         self.targets = [t if isinstance(t, TargetSpec) else TargetSpec(**t) for t in self.targets]
+        if self.preset not in PRESETS:
+            raise ConfigError(f"preset={self.preset!r} is unknown; choose from {', '.join(PRESETS)}.")
+        self.pretrain = {**PRESETS[self.preset].pretrain, **self.pretrain}
+        self.linear = {**PRESETS[self.preset].linear, **self.linear}
         if not self.distilled:
             raise ConfigError("distilled: give at least one distilled set (folder or Hub id).")
         unknown = sorted(set(self.methods) - set(METHODS))

@@ -14,6 +14,7 @@ from ..provenance import public_name
 from .config import BenchmarkConfig
 from .methods import method_of, row_help, row_order
 from .paired import BEST_SUBSET, PairedDifference, comparisons, half_width
+from .presets import PRESETS
 from .results import LABEL_FREE, LABEL_FREE_COLUMNS, read_results, summarise
 
 PROTOCOL_TITLES = {"linear": "Linear probe", "finetune": "Fine-tuning"}
@@ -35,11 +36,13 @@ def write_report(rows: list[dict], cfg: BenchmarkConfig, out: Path) -> None:
     summary = summarise(rows)
     archs = sorted({r["arch"] for r in rows})
     lines = [f"# Benchmark: {', '.join(cfg.distilled)}\n", "Mean ± std over seeds "
-             f"{', '.join(map(str, cfg.seeds))} (the chart's error bars: 95% intervals of the mean). Methods:\n"]
+             f"{', '.join(map(str, cfg.seeds))} (the chart's error bars: 95% intervals of the mean). Protocol preset "
+             f"`{cfg.preset}`: {PRESETS[cfg.preset].description}. Methods:\n"]
     present = {r["method"] for r in rows}
     lines += [f"- `{row}`: {row_help(row)}" for row in row_order(cfg.methods) if row in present]
     lines += [f"- `{name}`: the shared set `{public_name(set_id)}`" for name, set_id in cfg.shared.items()]
-    tables = [(p, f"{PROTOCOL_TITLES[p]} accuracy (%)", [t.name for t in cfg.targets], 100) for p in cfg.protocols]
+    tables = [(p, f"{PROTOCOL_TITLES[p]} accuracy (%)", [t.name for t in cfg.targets], 100)
+              for p in cfg.protocols if cfg.targets]
     tables.append((LABEL_FREE, "Label-free: R² of the teacher's representations of held-out source images",
                    list(LABEL_FREE_COLUMNS.values()), 1))
     for protocol, title, targets, scale in tables:

@@ -187,6 +187,7 @@ class Benchmark:
             target=spec.dataset, target_config=spec.config, target_revision=spec.revision,
             image_column=spec.image_column, label_column=spec.label_column, train_split=spec.train_split,
             test_split=spec.test_split, max_train_samples=spec.max_train_samples,
+            train_fraction=spec.train_fraction,
             pretrained=None if model_dir is None else str(model_dir), protocol=protocol, seed=seed,
             output_dir=str(self.out / "transfer"), **overrides,
         )
