@@ -150,6 +150,14 @@ def check_positive(cfg, *names):
             raise ConfigError(f"{name}={value} must be positive and finite.")
 
 
+def check_few_labels(max_train_samples: int | None, train_fraction: float | None, where: str = "") -> None:
+    """A few-label setting is a count or a fraction of the training images, not both; a fraction lies in (0, 1]."""
+    if train_fraction is not None and not 0 < train_fraction <= 1:
+        raise ConfigError(f"{where}train_fraction={train_fraction} must be in (0, 1].")
+    if train_fraction is not None and max_train_samples is not None:
+        raise ConfigError(f"{where}give max_train_samples or train_fraction, not both.")
+
+
 def check_choices(cfg):
     """Every field that declares `choices` holds one of them (or None, where None is its default)."""
     for f in dataclasses.fields(cfg):
@@ -558,9 +566,6 @@ class TransferConfig:
                        "resolution", "logging_steps")
         if self.momentum < 0 or self.weight_decay < 0 or self.crop_padding < 0:
             raise ConfigError("momentum, weight_decay and crop_padding must be >= 0.")
-        if self.train_fraction is not None and not 0 < self.train_fraction <= 1:
-            raise ConfigError(f"train_fraction={self.train_fraction} must be in (0, 1].")
-        if self.train_fraction is not None and self.max_train_samples is not None:
-            raise ConfigError("give max_train_samples or train_fraction, not both.")
+        check_few_labels(self.max_train_samples, self.train_fraction)
         if not self.target:
             raise ConfigError("no target: pass --target (a Hub id, a local folder or a built-in name).")

@@ -143,9 +143,9 @@ def test_a_target_may_give_its_labels_as_a_fraction_and_is_named_by_it(tmp_path)
     cfg = BenchmarkConfig(distilled=["set"], targets=[{"dataset": "t", "train_fraction": 0.01},
                                                       {"dataset": "t", "max_train_samples": 100}])
     assert [t.name for t in cfg.targets] == ["t-1%", "t-100"]
-    with pytest.raises(ConfigError, match="train_fraction=2 must be in"):
+    with pytest.raises(ConfigError, match="target 't': train_fraction=2 must be in"):
         BenchmarkConfig(distilled=["set"], targets=[{"dataset": "t", "train_fraction": 2}])
-    with pytest.raises(ConfigError, match="not given with max_train_samples"):
+    with pytest.raises(ConfigError, match="target 't': give max_train_samples or train_fraction, not both"):
         BenchmarkConfig(distilled=["set"], targets=[{"dataset": "t", "train_fraction": 0.1, "max_train_samples": 9}])
 
 

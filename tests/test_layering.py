@@ -17,8 +17,9 @@ LAYERS = [  # bottom first
     "methods.krr_st.pool methods.krr_st.memory methods.mkdt.matching",  # models, the loop
     "teacher_training teacher_import pretraining training_sets transfer distilled_set hub cards trajectories",  # stages
     "methods.distiller methods.krr_st.distiller methods.mkdt.memory methods.mkdt.distiller distill",  # reads stages
+    # the benchmark: reads every stage; no stage reads it
     "evaluation evaluation.presets evaluation.config evaluation.methods evaluation.results evaluation.paired "
-    "evaluation.resume evaluation.ridge_probe evaluation.report evaluation.runner",  # reads every stage; no stage reads it
+    "evaluation.resume evaluation.ridge_probe evaluation.report evaluation.runner",
     "cli __init__",
 ]
 LAYER = {name: level for level, names in enumerate(LAYERS) for name in names.split()}

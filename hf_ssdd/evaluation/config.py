@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import ConfigError, PretrainConfig, TransferConfig
+from ..config import ConfigError, PretrainConfig, TransferConfig, check_few_labels
 from ..parsing import load_yaml
 from .methods import METHODS
 from .presets import PRESETS
@@ -51,9 +51,7 @@ class TargetSpec:
     def __post_init__(self):
         if self.finetune_steps is not None and self.finetune_steps <= 0:
             raise ConfigError(f"finetune_steps={self.finetune_steps} of target {self.dataset!r} must be positive.")
-        if self.train_fraction is not None and (self.max_train_samples is not None or not 0 < self.train_fraction <= 1):
-            raise ConfigError(f"target {self.dataset!r}: train_fraction={self.train_fraction} must be in (0, 1], and "
-                              "not given with max_train_samples.")
+        check_few_labels(self.max_train_samples, self.train_fraction, f"target {self.dataset!r}: ")
         if self.name is None:
             few = self.max_train_samples or (f"{self.train_fraction:.0%}" if self.train_fraction else None)
             self.name = f"{self.dataset}-{few}" if few else self.dataset
