@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from hf_ssdd import pretraining
-from hf_ssdd.config import PretrainConfig
 from hf_ssdd.data import Normalization
 from hf_ssdd.modeling import learner_config, new_model
+from hf_ssdd.pretrain_config import PretrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "1882099"  # the commit whose pretraining.fit had its own loop

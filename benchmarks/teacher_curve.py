@@ -29,8 +29,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hf_ssdd.config import TeacherTrainConfig  # noqa: E402
 from hf_ssdd.parsing import parse_config  # noqa: E402
+from hf_ssdd.teacher_config import TeacherTrainConfig  # noqa: E402
 
 LABELS = 1000
 PROBE_SEEDS = (0, 1, 2)

@@ -40,15 +40,15 @@ class Stage:
 
 STAGES = {
     "train-teacher": Stage(
-        "hf_ssdd.config:TeacherTrainConfig", "hf_ssdd.teacher_training:train_teacher",
+        "hf_ssdd.teacher_config:TeacherTrainConfig", "hf_ssdd.teacher_training:train_teacher",
         "Train a self-supervised (Barlow Twins) teacher on the source data; saved in Hub format.",
     ),
     "import-teacher": Stage(
-        "hf_ssdd.config:TeacherImportConfig", "hf_ssdd.teacher_import:import_teacher",
+        "hf_ssdd.teacher_config:TeacherImportConfig", "hf_ssdd.teacher_import:import_teacher",
         "Make a ResNet checkpoint trained elsewhere (Barlow Twins, SimCLR, BYOL; torchvision layout) a teacher folder.",
     ),
     "trajectories": Stage(
-        "hf_ssdd.trajectories:TrajectoriesConfig", "hf_ssdd.trajectories:train_trajectories",
+        "hf_ssdd.trajectories_config:TrajectoriesConfig", "hf_ssdd.trajectories:train_trajectories",
         "Train expert students by MSE to the teacher's representations, every epoch's parameters saved (MKDT).",
     ),
     "plan": Stage(
@@ -62,11 +62,11 @@ STAGES = {
         by_method=True,
     ),
     "pretrain": Stage(
-        "hf_ssdd.config:PretrainConfig", "hf_ssdd.pretraining:pretrain",
+        "hf_ssdd.pretrain_config:PretrainConfig", "hf_ssdd.pretraining:pretrain",
         "Pre-train a learner on a distilled set (regression of its targets); saved in Hub format.",
     ),
     "transfer": Stage(
-        "hf_ssdd.config:TransferConfig", "hf_ssdd.transfer:transfer",
+        "hf_ssdd.transfer_config:TransferConfig", "hf_ssdd.transfer:transfer",
         "Fine-tune or linearly probe a (pre-trained) learner on a labelled target; accuracy to results.json.",
     ),
 }

@@ -18,7 +18,7 @@ card alone, so a set saved anew into the same folder must change the card, or th
 The card names every input so that a reader elsewhere can find it, and never by a path on this machine: a Hub dataset
 or teacher by id and commit, a built-in source by name and Hub id, a local folder by its name (a teacher's also by the
 sha256 of its weights). Its licence is the source's (or `--license`), and once pushed its snippets name the repo.
-`cards.render_card` writes it; `provenance` names the inputs.
+`dataset_card.render_card` writes it; `provenance` names the inputs.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 
 from .atomic import write_file
-from .cards import render_card
 from .config import ConfigError, save_config
 from .data import Normalization
+from .dataset_card import render_card
 from .provenance import with_local_paths
 
 CONFIG_FILE = "distill_config.yaml"

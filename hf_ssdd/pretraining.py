@@ -7,8 +7,8 @@
 This is what a distilled set is for: the learner's head regresses `target (d,)` from `pixel_values` by MSE, and its
 features are then transferred (`hf-ssdd transfer`). A set with class labels instead (one distilled by a supervised
 method and shared on the Hub; see `training_sets`) trains by cross-entropy with the paper's recipe for such sets
-(`config.OBJECTIVE_RECIPES`: learning rate x0.1 at half, DSA augmentation). The baselines of the benchmark use the
-same `fit_learner` with real subsets, with teacher targets (MSE) or with class labels (cross-entropy).
+(`pretrain_config.OBJECTIVE_RECIPES`: learning rate x0.1 at half, DSA augmentation). The baselines of the benchmark
+use the same `fit_learner` with real subsets, with teacher targets (MSE) or with class labels (cross-entropy).
 
 With `--teacher`, the targets are recomputed by that teacher on each augmented batch of the distilled images:
 knowledge distillation that sees no real image (paper Table 4). The teacher is always run in eval mode.
@@ -36,8 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ConfigError, PretrainConfig, check_output_dir
+from .config import ConfigError, check_output_dir
 from .data import Augmentation, Stream, batch_indices, step_generator
+from .pretrain_config import PretrainConfig
 from .training_sets import TrainingSet
 
 
@@ -157,7 +158,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
 def save_pretrained(model, output_dir, cfg: PretrainConfig, normalization, stats: dict, history: list[dict]) -> Path:
     """Write the model folder (see the module docstring) into a temporary sibling, then rename it into place."""
-    from .cards import pretrained_card
+    from .model_cards import pretrained_card
     from .model_folder import save_model_folder
 
     card = pretrained_card(model, cfg, stats)

@@ -3,7 +3,7 @@
 A Hub dataset or model by id and commit, a built-in source by name, a local folder by its name only: a path means
 nothing on another machine and may name the user. Licences are Hub licence ids, read from the input's own card.
 No project imports: `config` checks `--license` against `HUB_LICENSES`, `data.describe_source` names a source with
-these helpers, and `cards` writes what was found.
+these helpers, and `dataset_card` and `model_cards` write what was found.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from .config import ConfigError, TeacherImportConfig, check_output_dir
+from .config import ConfigError, check_output_dir
+from .teacher_config import TeacherImportConfig
 
 WRAPPERS = ("module.", "backbone.", "encoder.", "_orig_mod.")  # DDP, solo-learn / lightly / mmselfsup, torch.compile
 NESTS = ("state_dict", "model")  # where checkpoints keep the weights beside optimiser state, epoch, ...
@@ -107,8 +108,8 @@ def _first(items: list[str]) -> str:
 
 def import_teacher(cfg: TeacherImportConfig) -> Path:
     """Convert `cfg.checkpoint` into a teacher folder at `cfg.output_dir` (layout: `model_folder`); return it."""
-    from .cards import imported_teacher_card
     from .data import Normalization
+    from .model_cards import imported_teacher_card
     from .model_folder import save_model_folder
     from .resnet import PRESETS, TorchvisionResNetConfig, TorchvisionResNetModel
     from .teachers import file_sha256

@@ -39,7 +39,8 @@ import torch
 from torch import nn
 
 from .barlow_twins import SSLAugmentation, barlow_twins_loss, projector
-from .config import ConfigError, TeacherTrainConfig, check_output_dir
+from .config import ConfigError, check_output_dir
+from .teacher_config import TeacherTrainConfig
 from .resnet import PRESETS, TorchvisionResNetConfig
 
 
@@ -207,7 +208,7 @@ def save_teacher(encoder, output_dir, cfg: TeacherTrainConfig, normalization, st
     `stats` holds num_images, resolution, channels, image_size, steps, final_loss, wall_time_s, num_processes and
     device, for the card. Main process only.
     """
-    from .cards import teacher_card
+    from .model_cards import teacher_card
     from .model_folder import save_model_folder
 
     card = teacher_card(cfg, normalization, stats, encoder)

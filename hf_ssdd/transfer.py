@@ -32,9 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .atomic import write_file
-from .config import ConfigError, TransferConfig, check_output_dir, save_config
+from .config import ConfigError, check_output_dir, save_config
 from .data import Augmentation, Normalization, Stream, batch_indices, step_generator
 from .targets import LABEL_SAMPLES, LabelledImages, few_label_size, load_target_splits
+from .transfer_config import TransferConfig
 
 
 def load_pretrained(name_or_path: str):
@@ -243,7 +244,7 @@ def transfer(cfg: TransferConfig) -> dict:
         write_file(out / "transfer_config.yaml", lambda path: save_config(cfg, path))
         write_file(out / "results.json", lambda path: path.write_text(json.dumps(result, indent=2) + "\n"))
         if cfg.pretrained and (Path(cfg.pretrained) / "README.md").is_file():
-            from .cards import add_results
+            from .model_cards import add_results
 
             add_results(cfg.pretrained, [result])
         print(f"transfer: {cfg.protocol} accuracy on {cfg.target} = {result['accuracy']:.4f} -> {out / 'results.json'}")

@@ -77,7 +77,8 @@ TINY_TRAJECTORIES = dict(num_experts=3, num_epochs=4, batch_size=16, learner_dep
 @pytest.fixture(scope="session")
 def tiny_trajectories(tiny_source, tiny_teacher, tmp_path_factory):
     """3 experts (ConvNet-2, width 4, instance norm) trained 4 epochs on `tiny_source` by `hf-ssdd trajectories`."""
-    from hf_ssdd.trajectories import TrajectoriesConfig, train_trajectories
+    from hf_ssdd.trajectories import train_trajectories
+    from hf_ssdd.trajectories_config import TrajectoriesConfig
 
     path = tmp_path_factory.mktemp("trajectories") / "experts"
     train_trajectories(TrajectoriesConfig(dataset=tiny_source, teacher=tiny_teacher, output_dir=str(path),

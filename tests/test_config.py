@@ -4,13 +4,13 @@ import dataclasses
 
 import pytest
 
-from hf_ssdd.config import (
-    ConfigError, PretrainConfig, TeacherImportConfig, TeacherTrainConfig, TransferConfig, fixed_on_resume,
-    hyperparameters,
-)
+from hf_ssdd.config import ConfigError, fixed_on_resume, hyperparameters
+from hf_ssdd.pretrain_config import PretrainConfig
+from hf_ssdd.teacher_config import TeacherImportConfig, TeacherTrainConfig
+from hf_ssdd.transfer_config import TransferConfig
 from hf_ssdd.methods.krr_st.config import KRRSTConfig
 from hf_ssdd.methods.mkdt.config import MKDTConfig
-from hf_ssdd.trajectories import TrajectoriesConfig
+from hf_ssdd.trajectories_config import TrajectoriesConfig
 
 CONFIGS = [KRRSTConfig, MKDTConfig, TrajectoriesConfig, TeacherTrainConfig, TeacherImportConfig, PretrainConfig,
            TransferConfig]

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from hf_ssdd.cards import SNIPPET_PLACEHOLDER
+from hf_ssdd.dataset_card import SNIPPET_PLACEHOLDER
 from hf_ssdd.config import ConfigError
 from hf_ssdd.distilled_set import DistilledSet, set_repo_id
 from hf_ssdd.evaluation.report import add_benchmark_results

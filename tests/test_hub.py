@@ -8,7 +8,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import filter_repo_objects
 
 from hf_ssdd.config import ConfigError
-from hf_ssdd.cards import SNIPPET_PLACEHOLDER
+from hf_ssdd.dataset_card import SNIPPET_PLACEHOLDER
 from hf_ssdd.distilled_set import DistilledSet
 from hf_ssdd.hub import PushError, push_to_hub
 

@@ -5,9 +5,9 @@ import math
 
 import torch
 
-from hf_ssdd.config import PretrainConfig
 from hf_ssdd.data import Normalization
 from hf_ssdd.model_folder import preprocessor_config, save_model_folder
+from hf_ssdd.pretrain_config import PretrainConfig
 
 
 def test_preprocessor_config_reproduces_the_training_input():

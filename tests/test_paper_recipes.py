@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hf_ssdd.config import TeacherTrainConfig
 from hf_ssdd.evaluation.config import BenchmarkConfig
 from hf_ssdd.methods.krr_st.config import KRRSTConfig
 from hf_ssdd.parsing import parse_config
+from hf_ssdd.teacher_config import TeacherTrainConfig
 
 ROOT = Path(__file__).parents[1]
 PAPER = ROOT / "recipes" / "configs" / "paper"
@@ -206,7 +206,7 @@ def test_run_sh_runs_teacher_distill_and_benchmark_on_stand_ins_then_skips_them(
 ])
 def test_the_mkdt_configs_hold_mkdts_settings(source, m, steps, image_lr, syn_steps, depth):
     from hf_ssdd.methods.mkdt.config import MKDTConfig
-    from hf_ssdd.trajectories import TrajectoriesConfig
+    from hf_ssdd.trajectories_config import TrajectoriesConfig
 
     experts = parse_config(TrajectoriesConfig, ["--config", str(PAPER / source / "trajectories.yaml")])
     assert (experts.num_experts, experts.num_epochs, experts.learner_depth, experts.learner_width) == (100, 20, depth,

@@ -7,9 +7,10 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForImageClassification
 
-from hf_ssdd.config import ConfigError, PretrainConfig
+from hf_ssdd.config import ConfigError
 from hf_ssdd.data import Normalization
 from hf_ssdd.distilled_set import DistilledSet
+from hf_ssdd.pretrain_config import PretrainConfig
 from hf_ssdd.pretraining import fit_learner, pretrain
 from hf_ssdd.training_sets import TrainingSet
 
@@ -81,8 +82,8 @@ def test_bad_inputs_are_clear_errors(tiny_source, tmp_path):
 def test_a_transformers_architecture_is_pretrained_and_transferred_alike(tiny_distilled, tiny_labelled, tmp_path):
     from transformers import ResNetConfig
 
-    from hf_ssdd.config import TransferConfig
     from hf_ssdd.transfer import transfer
+    from hf_ssdd.transfer_config import TransferConfig
 
     ResNetConfig(hidden_sizes=[8, 16], depths=[1, 1], embedding_size=8).save_pretrained(tmp_path / "resnet")
     out = pretrain(PretrainConfig(distilled=tiny_distilled, arch=str(tmp_path / "resnet"), num_epochs=2,

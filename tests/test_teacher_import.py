@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from hf_ssdd.cli import main
-from hf_ssdd.config import ConfigError, TeacherImportConfig
+from hf_ssdd.config import ConfigError
+from hf_ssdd.teacher_config import TeacherImportConfig
 from hf_ssdd.teacher_import import import_teacher
 
 WIDTHS = [16, 32, 64, 128]  # a narrow ResNet-18: --hidden_sizes 16 32 64 128

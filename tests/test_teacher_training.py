@@ -6,9 +6,10 @@ import torch
 import yaml
 
 from hf_ssdd import data
-from hf_ssdd.config import ConfigError, TeacherTrainConfig, check_output_dir
+from hf_ssdd.config import ConfigError, check_output_dir
 from hf_ssdd.data import Normalization
 from hf_ssdd.parsing import parse_config
+from hf_ssdd.teacher_config import TeacherTrainConfig
 from hf_ssdd.teacher_training import build_encoder, save_teacher, train_teacher, warmup_cosine
 
 TINY = dict(hidden_sizes=[8, 16], depths=[1, 1], projector_dim=32, batch_size=32, logging_steps=5, learning_rate=3e-3,

@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForImageClassification
 
-from hf_ssdd.config import ConfigError, PretrainConfig
+from hf_ssdd.config import ConfigError
 from hf_ssdd.data import Normalization, convert_channels
 from hf_ssdd.distilled_set import DistilledSet
+from hf_ssdd.pretrain_config import PretrainConfig
 from hf_ssdd.pretraining import pretrain
 from hf_ssdd.training_sets import TrainingSet, load_training_set
 

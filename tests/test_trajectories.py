@@ -105,7 +105,8 @@ def test_a_stopped_run_resumes_to_bitwise_the_uninterrupted_files(tiny_trajector
 
 TWO_PROCESSES = """
 import json, sys
-from hf_ssdd.trajectories import TrajectoriesConfig, train_trajectories
+from hf_ssdd.trajectories import train_trajectories
+from hf_ssdd.trajectories_config import TrajectoriesConfig
 train_trajectories(TrajectoriesConfig(**json.loads(sys.argv[1])))
 """
 

@@ -5,10 +5,12 @@ import json
 import pytest
 from huggingface_hub import ModelCard
 
-from hf_ssdd.config import ConfigError, PretrainConfig, TransferConfig
+from hf_ssdd.config import ConfigError
 from hf_ssdd.parsing import parse_config
+from hf_ssdd.pretrain_config import PretrainConfig
 from hf_ssdd.pretraining import pretrain
 from hf_ssdd.transfer import transfer
+from hf_ssdd.transfer_config import TransferConfig
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

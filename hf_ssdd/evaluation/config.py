@@ -15,8 +15,10 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import ConfigError, PretrainConfig, TransferConfig, check_few_labels
+from ..config import ConfigError, check_few_labels
 from ..parsing import load_yaml
+from ..pretrain_config import PretrainConfig
+from ..transfer_config import TransferConfig
 from .methods import METHODS
 from .presets import PRESETS
 

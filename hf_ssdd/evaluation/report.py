@@ -207,7 +207,7 @@ def _plot_paired(ax, differences: dict, scale: int, colours: dict, archs: list[s
 def add_benchmark_results(folder: str | Path, results_dir: str | Path) -> Path:
     """Put the benchmark results of this set's size (its methods, its baselines, scratch) into its card, as
     `metadata["transfer_results"]` rows `{table, column, method, m, arch, mean, std, seeds}`; return the card."""
-    from ..cards import render_card
+    from ..dataset_card import render_card
     from ..distilled_set import DistilledSet
 
     folder, results = Path(folder), Path(results_dir) / "results.jsonl"

@@ -17,7 +17,9 @@ import yaml
 
 from ..atomic import write_file
 from ..provenance import public_name
-from ..config import OBJECTIVE_RECIPES, ConfigError, PretrainConfig, TransferConfig, check_output_dir
+from ..config import ConfigError, check_output_dir
+from ..pretrain_config import OBJECTIVE_RECIPES, PretrainConfig
+from ..transfer_config import TransferConfig
 from .config import BenchmarkConfig, TargetSpec
 from .methods import METHODS, start_of
 from .results import read_results

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import torch
 
-from ..config import ConfigError, PretrainConfig, TransferConfig
+from ..config import ConfigError
+from ..pretrain_config import PretrainConfig
+from ..transfer_config import TransferConfig
 from .config import BenchmarkConfig, TargetSpec
 from .methods import METHODS, Source, row_help, source_config
 from .report import write_report

@@ -54,7 +54,7 @@ def test_a_run_moves_images_targets_and_step_size_and_saves_the_step_size_with_t
 
 
 def test_pretrain_learns_at_an_mkdt_sets_step_size_unless_told_otherwise(tiny, tmp_path):
-    from hf_ssdd.config import PretrainConfig
+    from hf_ssdd.pretrain_config import PretrainConfig
     from hf_ssdd.pretraining import pretrain
 
     step_size = MKDTDistiller(tiny(max_steps=2)).train().metadata["step_size"]

@@ -1,5 +1,5 @@
-"""Every card hf-ssdd writes: the distilled set's dataset card (what it records, that the Hub reads it, its licence and
-snippets) and the model cards' transfer results. The stages' own tests check that they save a card."""
+"""The distilled set's dataset card: what it records, that the Hub and `datasets` read it, its licence, and that its
+snippets run. The stages' own tests check that they save a card."""
 
 import hashlib
 import re
@@ -8,24 +8,22 @@ from unittest import mock
 
 import torch
 import yaml
-from huggingface_hub import DatasetCard, DatasetCardData, ModelCard
+from huggingface_hub import DatasetCard, DatasetCardData
 from test_distilled_set import (  # the sets of the set I/O tests; the autouse fixture keeps `datasets`' cache private
     COMMIT,
     LOCAL,
-    M,
     METADATA,
+    M,
     _private_datasets_cache,  # noqa: F401
     make_set,
     snapshot,
 )
 
-from hf_ssdd.cards import SNIPPET_PLACEHOLDER, add_results, render_card, result_name, teacher_card
-from hf_ssdd.config import TeacherTrainConfig
-from hf_ssdd.data import Normalization, describe_source
+from hf_ssdd.data import describe_source
+from hf_ssdd.dataset_card import SNIPPET_PLACEHOLDER, render_card
 from hf_ssdd.distilled_set import DistilledSet
 from hf_ssdd.methods.krr_st.config import KRRSTConfig
 from hf_ssdd.provenance import HUB_LICENSES
-from hf_ssdd.teacher_training import build_encoder
 
 
 def card_yaml(out) -> dict:
@@ -181,35 +179,3 @@ def test_an_explicit_license_wins_over_the_sources(tiny_labelled, tiny_teacher, 
     distiller.cfg = dataclasses.replace(cfg, license=None)
     text = render_card(distiller.result())
     assert hub_card(text).license == "mit" and "Licence: `mit`, from the card of the local folder `top-bottom`." in text
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Model cards: the teacher's names a built-in source by its Hub copy; transfer results merge into `model-index`
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def test_a_teacher_card_names_a_built_in_source_by_its_hub_copy():
-    cfg = TeacherTrainConfig(dataset="fashion_mnist", output_dir="teacher")
-    stats = dict(num_images=100, resolution=28, channels=1, image_size=32, steps=30, final_loss=1.5, wall_time_s=60.0,
-                 num_processes=1, device="cpu")
-    encoder = build_encoder(cfg, channels=1, image_size=32)
-    card = ModelCard(teacher_card(cfg, Normalization((0.29,), (0.35,)), stats, encoder))
-
-    assert card.data.datasets == ["zalando-datasets/fashion_mnist"]
-    assert "on `zalando-datasets/fashion_mnist`" in card.text
-    assert "--teacher teacher --dataset fashion_mnist" in card.text and "30 steps" in card.text
-
-
-def test_transfer_results_merge_into_the_model_index_one_entry_per_target_and_protocol(tmp_path):
-    (tmp_path / "README.md").write_text("---\nlibrary_name: transformers\n---\n# A learner\n")
-    add_results(tmp_path, [{"target": "digits", "protocol": "linear", "accuracy": 0.812345, "test_split": "test"},
-                           {"target": "cifar", "protocol": "finetune", "accuracy": 0.5, "max_train_samples": 100}])
-    add_results(tmp_path, [{"target": "digits", "protocol": "linear", "accuracy": 0.9}])
-
-    card = ModelCard.load(tmp_path / "README.md")
-    scores = {(r.dataset_name, r.metric_name): r.metric_value for r in card.data.eval_results}
-    assert scores == {("digits", "Linear-probe accuracy"): 0.9, ("cifar (100 labels)", "Fine-tuning accuracy"): 0.5}
-    assert card.data.model_name == tmp_path.name and not list(tmp_path.glob("*.tmp"))
-    assert result_name({"target": "a", "max_train_samples": 5}) == "a (5 labels)"
-    assert result_name({"target": "b"}) == "b"
-    assert result_name({"target": "c", "max_train_samples": None, "train_fraction": 0.05}) == "c (5% of labels)"
