@@ -3,9 +3,14 @@
 
     OUTPUT_DIR/
     └── checkpoint-N/
-        ├── state.safetensors   synthetic images and targets, Adam moments, every pool model and its SGD momentum
+        ├── state.safetensors   distill: synthetic images and targets, Adam moments, every pool model and its
+        │                       SGD momentum; train-teacher, pretrain: the model and its optimiser's state
         └── state.json          step, loss history, pool step counts, scheduler, optimiser hyperparameters,
                                 RNG state, resolved config
+
+No pickle (`accelerate`'s `save_state` writes one, and is not atomic): a checkpoint is tensors and JSON, so reading
+one runs no code. `distill` keeps its own loop; `train-teacher` and `pretrain` share `Checkpoints`, which
+`training_loop.run_steps` writes and resumes.
 
 A folder that is not complete (no `state.json`, unreadable tensors) is never renamed to `checkpoint-N`, and is
 reported as corrupt if met anyway.
@@ -13,17 +18,19 @@ reported as corrupt if met anyway.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
 import signal
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .config import ConfigError
+from .config import ConfigError, check_compatible
 
 TENSOR_KEY = "__tensor__"
 TUPLE_KEY = "__tuple__"
@@ -119,7 +126,8 @@ def rotate_checkpoints(output_dir: str | Path, keep: int | None) -> None:
     """Delete all but the newest `keep` checkpoints (`None`: keep all)."""
     if keep is None:
         return
-    for old in list_checkpoints(output_dir)[:-keep]:
+    found = list_checkpoints(output_dir)
+    for old in found[: max(0, len(found) - keep)]:  # not found[:-keep]: keep=0 would delete none
         shutil.rmtree(old)
 
 
@@ -134,3 +142,48 @@ def stop_requests():
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+@dataclass
+class Checkpoints:
+    """Where a run of `training_loop.run_steps` checkpoints (`output_dir/checkpoint-N/` every `save_steps` steps, the
+    newest `keep`) and the state it resumes from (`resumed`, read from `resumed_from`).
+
+    `Checkpoints.of(cfg)` reads `cfg.resume_from_checkpoint` (a folder, or `latest` in `cfg.output_dir`) before any
+    work is done, and refuses a checkpoint whose config differs in a hyperparameter (`config.check_compatible`)."""
+
+    output_dir: Path
+    save_steps: int
+    keep: int | None
+    config: dict  # the run's config as given, saved in each checkpoint and checked on resume
+    resumed: dict | None = None
+    resumed_from: Path | None = None
+
+    @classmethod
+    def of(cls, cfg) -> Checkpoints:
+        """The checkpoints of the run `cfg` (a `config.CheckpointConfig` with an `output_dir`)."""
+        resume = resolve_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir) if cfg.resume_from_checkpoint else None
+        state = load_checkpoint(resume) if resume else None
+        if state is not None:
+            check_compatible(cfg, state["config"], f"checkpoint {str(resume)!r}")
+        return cls(Path(cfg.output_dir), cfg.save_steps, cfg.save_total_limit, dataclasses.asdict(cfg), state, resume)
+
+    def begin(self, accelerator) -> None:
+        """A fresh run drops the checkpoints an older run left in output_dir (`--overwrite_output_dir`), so that
+        `latest` never names another run's."""
+        if self.resumed is None and accelerator.is_main_process:
+            rotate_checkpoints(self.output_dir, keep=0)
+        accelerator.wait_for_everyone()
+
+    def save(self, state: dict, step: int, accelerator) -> None:
+        """`checkpoint-<step>/` with `state` and the config, written by the main process, then old ones rotated out;
+        every process waits for it."""
+        if accelerator.is_main_process:
+            save_checkpoint({**state, "config": self.config}, self.output_dir / f"checkpoint-{step}")
+            rotate_checkpoints(self.output_dir, self.keep)
+        accelerator.wait_for_everyone()
+
+    def last(self) -> str:
+        """The newest checkpoint's folder, for a message; `none` before the first."""
+        found = list_checkpoints(self.output_dir)
+        return str(found[-1]) if found else "none"

@@ -206,3 +206,18 @@ class ModelOutputConfig(ModelFolderConfig):
     """A stage that trains the model it writes: a model folder's options, and its trackers."""
 
     report_to: str = report_to_field()
+
+
+@dataclass
+class CheckpointConfig:
+    """A stage that can be stopped and resumed: `checkpoint-N/` in its output_dir every `save_steps` steps and on
+    SIGINT / SIGTERM (`checkpoint.Checkpoints`)."""
+
+    save_steps: int = field(default=1000, metadata={"role": "run", "help": "Write a checkpoint every N steps."})
+    save_total_limit: int | None = field(
+        default=2, metadata={"role": "run", "help": "Keep only the newest N checkpoints."}
+    )
+    resume_from_checkpoint: str | None = field(
+        default=None,
+        metadata={"role": "output", "help": "Checkpoint folder to resume from, or 'latest' in output_dir."},
+    )

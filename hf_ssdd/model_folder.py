@@ -8,15 +8,18 @@
         train_log.json                    # the logged losses
         README.md                         # the model card
         runs/                             # tracker logs, when the stage wrote them
+        checkpoint-N/                     # the run's newest checkpoints (`checkpoint`), not pushed
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 from .atomic import write_folder
+from .checkpoint import list_checkpoints
 from .config import save_config
 
 
@@ -37,12 +40,14 @@ def preprocessor_config(image_size: int, normalization) -> dict:
 
 def save_model_folder(model, output_dir, image_size: int, normalization, cfg, stage: str, history, card: str) -> Path:
     """A transformers model folder, written atomically: weights and config, `preprocessor_config.json` (how to feed
-    it), `<stage>_config.yaml` (how it was trained), `train_log.json` and the card `README.md`. The trackers' logs
-    that training wrote to `output_dir/runs/` are kept."""
+    it), `<stage>_config.yaml` (how it was trained), `train_log.json` and the card `README.md`. What training wrote
+    to `output_dir` is kept: the trackers' logs (`runs/`) and the checkpoints (`checkpoint-N/`), hard-linked into the
+    new folder (no copy of the bytes; the old ones stay whole until the rename)."""
 
     def fill(folder: Path) -> None:
-        if (Path(output_dir) / "runs").is_dir():
-            shutil.copytree(Path(output_dir) / "runs", folder / "runs")
+        kept = [Path(output_dir) / "runs", *list_checkpoints(output_dir)]
+        for path in (path for path in kept if path.is_dir()):
+            shutil.copytree(path, folder / path.name, copy_function=_link)
         model.save_pretrained(folder)
         preprocessing = preprocessor_config(image_size, normalization)
         (folder / "preprocessor_config.json").write_text(json.dumps(preprocessing, indent=2) + "\n")
@@ -51,3 +56,12 @@ def save_model_folder(model, output_dir, image_size: int, normalization, cfg, st
         (folder / "README.md").write_text(card)
 
     return write_folder(Path(output_dir), fill)
+
+
+def _link(source: str, target: str) -> None:
+    """A hard link where the file system has them, else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+

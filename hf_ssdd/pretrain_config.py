@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .config import ConfigError, ModelOutputConfig, check_choices, check_positive, crop_fill_field, trackers
+from .config import (
+    CheckpointConfig, ConfigError, ModelOutputConfig, check_choices, check_positive, crop_fill_field, trackers,
+)
 
 OBJECTIVE_RECIPES = {  # the paper's pre-training, per objective; a PretrainConfig field left None takes its set's
     "targets": {"learning_rate": 0.1, "weight_decay": 1e-3, "lr_drop": 1.0, "dsa": False},  # KRR-ST: MSE, constant
@@ -15,7 +17,7 @@ OBJECTIVE_RECIPES = {  # the paper's pre-training, per objective; a PretrainConf
 
 
 @dataclass
-class PretrainConfig(ModelOutputConfig):
+class PretrainConfig(CheckpointConfig, ModelOutputConfig):
     """Pre-train a learner on a small set: a distilled set's target representations (MSE) or a set's class labels
     (cross-entropy). Defaults: the paper's protocol for each (`OBJECTIVE_RECIPES`)."""
 
@@ -89,7 +91,7 @@ class PretrainConfig(ModelOutputConfig):
         check_choices(self)
         trackers(self.report_to)
         check_positive(self, "num_epochs", "max_steps", "batch_size", "learning_rate", "resolution",
-                        "logging_steps")
+                       "logging_steps", "save_steps", "save_total_limit")
         if self.momentum < 0 or (self.weight_decay or 0) < 0 or self.crop_padding < 0:
             raise ConfigError("momentum, weight_decay and crop_padding must be >= 0.")
         if self.lr_drop is not None and not 0 < self.lr_drop <= 1:

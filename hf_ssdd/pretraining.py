@@ -16,6 +16,9 @@ knowledge distillation that sees no real image (paper Table 4). The teacher is a
 The steps run in `training_loop.run_steps`, shared with fine-tuning and the teacher's training (why not
 `transformers.Trainer`: see that module).
 
+A run is checkpointed into `pretrained/checkpoint-N/` every `--save_steps` steps and when SIGINT / SIGTERM stops it;
+`--resume_from_checkpoint latest` goes on from the newest, bitwise where the uninterrupted run would be.
+
 Output folder, written into a temporary sibling and renamed into place:
 
     pretrained/
@@ -23,6 +26,7 @@ Output folder, written into a temporary sibling and renamed into place:
         preprocessor_config.json          # size, mean, std of the distilled set's space
         pretrain_config.yaml, train_log.json, README.md
         runs/                             # tracker logs (--report_to), not pushed
+        checkpoint-N/                     # the newest checkpoints (--save_steps, --save_total_limit), not pushed
 """
 
 from __future__ import annotations
@@ -36,20 +40,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoint import Checkpoints
 from .config import ConfigError, check_output_dir
 from .data import Augmentation, Stream, batch_indices, step_generator
 from .pretrain_config import PretrainConfig
 from .training_sets import TrainingSet
 
 
-def fit_learner(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accelerator, teacher=None) -> list[dict]:
+def fit_learner(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accelerator, teacher=None,
+                checkpoints=None) -> list[dict]:
     """Train `model` (an `AutoModelForImageClassification`) in place on `data`; return the logged history.
 
     Steps are `num_epochs * ceil(m / batch_size)`, at most `max_steps`; batch `step` is a slice of a seeded
     permutation of the set, and every process takes its share of it. With `teacher`, targets are its representations
     of each (augmented) batch.
     Fields of `cfg` left None follow the recipe of the objective (`PretrainConfig.for_objective`): class labels
-    train by cross-entropy, targets (and a teacher's) by MSE.
+    train by cross-entropy, targets (and a teacher's) by MSE. `checkpoints` (a `checkpoint.Checkpoints`; the
+    benchmark, which fits dozens of learners in one process, gives none) checkpoints and resumes the run.
     """
     from .dsa import SiameseAugmentation
     from .training_loop import process_slice, run_steps, sgd
@@ -88,7 +95,7 @@ def fit_learner(model: nn.Module, data: TrainingSet, cfg: PretrainConfig, accele
         return F.cross_entropy(outputs, y) if uses_labels else F.mse_loss(outputs, y)
 
     history = run_steps(step_loss, optimizer, acc, max_steps, logging_steps=cfg.logging_steps, name="pre-training",
-                        scheduler=scheduler, desc="pretrain")
+                        scheduler=scheduler, desc="pretrain", model=model, checkpoints=checkpoints)
     model = acc.unwrap_model(model)
     model.eval()
     return history
@@ -116,7 +123,8 @@ def pretrain(cfg: PretrainConfig) -> Path:
     if not cfg.distilled:
         raise ConfigError("no set: pass --distilled (a folder from `hf-ssdd distill`, or any dataset with an image "
                           "column and a `target` or label column).")
-    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)
+    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir, resuming=bool(cfg.resume_from_checkpoint))
+    checkpoints = Checkpoints.of(cfg)
     acc = stage_accelerator(cfg)
     with acc.main_process_first():
         data = load_training_set(cfg.distilled, cfg.distilled_revision, cfg.image_column, cfg.label_column)
@@ -140,8 +148,10 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
     start_trackers(acc, cfg, "pretrain")
     start = time.perf_counter()
-    history = fit_learner(model, data, cfg, acc, teacher=teacher)
-    finish_trackers(acc)
+    try:
+        history = fit_learner(model, data, cfg, acc, teacher=teacher, checkpoints=checkpoints)
+    finally:  # a run stopped by a signal or a non-finite loss keeps its logs too
+        finish_trackers(acc)
     stats = {"steps": history[-1]["step"], "final_loss": history[-1]["loss"],
              "wall_time_s": time.perf_counter() - start,
              "num_images": len(data.pixel_values), "resolution": resolution, "distilled_metadata": data.metadata}

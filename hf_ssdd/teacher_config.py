@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .config import (
-    ConfigError, ModelFolderConfig, ModelOutputConfig, SourceConfig, check_choices, check_positive, trackers,
+    CheckpointConfig, ConfigError, ModelFolderConfig, ModelOutputConfig, SourceConfig, check_choices, check_positive,
+    trackers,
 )
 from .resnet import PRESETS
 
@@ -78,7 +79,7 @@ class EncoderConfig:
 
 
 @dataclass
-class TeacherTrainConfig(SourceConfig, ModelOutputConfig, EncoderConfig):
+class TeacherTrainConfig(CheckpointConfig, SourceConfig, ModelOutputConfig, EncoderConfig):
     """Barlow Twins self-supervised teacher, saved as a transformers model. Defaults: Fashion-MNIST, ~5 min, 2 CPUs."""
 
     arch: str = field(
@@ -114,7 +115,7 @@ class TeacherTrainConfig(SourceConfig, ModelOutputConfig, EncoderConfig):
         trackers(self.report_to)
         check_positive(
             self, "patch_size", "image_size", "projector_dim", "lambda_offdiag", "max_steps", "batch_size",
-            "learning_rate", "logging_steps",
+            "learning_rate", "logging_steps", "save_steps", "save_total_limit",
         )
         self.resolve_encoder()
         if not 0 < self.min_crop_scale <= 1:

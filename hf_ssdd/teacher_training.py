@@ -18,6 +18,9 @@ process's slice (cross-correlation over the local batch) and the gradients are a
 The steps run in `training_loop.run_steps`, shared with pre-training and fine-tuning (why not `transformers.Trainer`:
 see that module).
 
+A long run is checkpointed into `teacher/checkpoint-N/` every `--save_steps` steps and when SIGINT / SIGTERM stops
+it; `--resume_from_checkpoint latest` goes on from the newest, bitwise where the uninterrupted run would be.
+
 Output folder, written by the main process into a temporary sibling folder, then renamed into place:
 
     teacher/
@@ -27,6 +30,7 @@ Output folder, written by the main process into a temporary sibling folder, then
         train_log.json                    # loss and learning rate every logging_steps
         README.md                         # model card
         runs/                             # tracker logs (--report_to), not pushed
+        checkpoint-N/                     # the newest checkpoints (--save_steps, --save_total_limit), not pushed
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import torch
 from torch import nn
 
 from .barlow_twins import SSLAugmentation, barlow_twins_loss, projector
+from .checkpoint import Checkpoints
 from .config import ConfigError, check_output_dir
 from .teacher_config import TeacherTrainConfig
 from .resnet import PRESETS, TorchvisionResNetConfig
@@ -113,10 +118,12 @@ def warmup_cosine(max_steps: int, warmup_steps: int):
 
 
 def fit_barlow_twins(
-    encoder: nn.Module, images: torch.Tensor, normalization, cfg: TeacherTrainConfig, accelerator, on_step=None
+    encoder: nn.Module, images: torch.Tensor, normalization, cfg: TeacherTrainConfig, accelerator, on_step=None,
+    checkpoints=None,
 ) -> list[dict]:
     """Train `encoder` in place with Barlow Twins on uint8 `images (N, C, R, R)`; returns the logged history.
-    `on_step(n)` runs after the `n`-th update (`training_loop.run_steps`).
+    `on_step(n)` runs after the `n`-th update, and `checkpoints` (a `checkpoint.Checkpoints`) checkpoints and resumes
+    the encoder, its projector and AdamW (`training_loop.run_steps`).
 
     Each entry is `{"step", "loss", "learning_rate"}`, the loss averaged over the steps since the previous entry
     and over processes.
@@ -149,7 +156,8 @@ def fit_barlow_twins(
         return barlow_twins_loss(z1, z2, cfg.lambda_offdiag)
 
     history = run_steps(step_loss, optimizer, acc, cfg.max_steps, logging_steps=cfg.logging_steps,
-                        name="Barlow Twins", scheduler=scheduler, desc="train-teacher", leave=True, on_step=on_step)
+                        name="Barlow Twins", scheduler=scheduler, desc="train-teacher", leave=True, on_step=on_step,
+                        model=model, checkpoints=checkpoints)
     encoder.eval()
     return history
 
@@ -162,7 +170,8 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
     from .image_store import load_images
     from .tracking import finish_trackers, stage_accelerator, start_trackers
 
-    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)
+    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir, resuming=bool(cfg.resume_from_checkpoint))
+    checkpoints = Checkpoints.of(cfg)
     acc = stage_accelerator(cfg)
     if cfg.batch_size % acc.num_processes:
         raise ConfigError(
@@ -178,8 +187,10 @@ def train_teacher(cfg: TeacherTrainConfig) -> Path:
 
     start_trackers(acc, cfg, "train-teacher")
     start = time.perf_counter()
-    history = fit_barlow_twins(encoder, images, normalization, cfg, acc)
-    finish_trackers(acc)
+    try:
+        history = fit_barlow_twins(encoder, images, normalization, cfg, acc, checkpoints=checkpoints)
+    finally:  # a run stopped by a signal or a non-finite loss keeps its logs too
+        finish_trackers(acc)
     stats = {
         "num_images": len(images), "resolution": resolution, "channels": channels, "image_size": image_size,
         "steps": cfg.max_steps, "final_loss": history[-1]["loss"], "wall_time_s": time.perf_counter() - start,

@@ -204,3 +204,24 @@ def shared_set(folder, shape: str, objective: str, n: int = 8):
         if rows:
             (folder / "train" / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     return str(folder), images, values
+
+
+@pytest.fixture
+def interrupt_at(monkeypatch):
+    """`interrupt_at(module, "name", n)`: the `n`-th call of `module.name` first sends this process SIGINT, as a user's
+    Ctrl-C in the middle of a step."""
+    import os
+    import signal
+
+    def patch(module, name: str, n: int) -> None:
+        real, calls = getattr(module, name), []
+
+        def counted(*args, **kwargs):
+            calls.append(None)
+            if len(calls) == n:
+                os.kill(os.getpid(), signal.SIGINT)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+
+    return patch

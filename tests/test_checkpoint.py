@@ -93,5 +93,9 @@ def test_latest_and_rotation(tmp_path):
     assert resolve_checkpoint("latest", tmp_path).name == "checkpoint-30"
     rotate_checkpoints(tmp_path, keep=2)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-10", "checkpoint-30"]
+    rotate_checkpoints(tmp_path, keep=5)
+    assert len(list_checkpoints(tmp_path)) == 2
+    rotate_checkpoints(tmp_path, keep=0)  # a fresh run over an old output_dir: none of its checkpoints stays
+    assert list_checkpoints(tmp_path) == []
     with pytest.raises(ConfigError, match="no checkpoint"):
         resolve_checkpoint("latest", tmp_path / "empty")

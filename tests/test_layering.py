@@ -13,8 +13,8 @@ LAYERS = [  # bottom first
     "provenance atomic resnet methods.krr_st methods.mkdt methods.krr_st.krr",  # no project imports
     "config teacher_config pretrain_config transfer_config trajectories_config methods methods.config "
     "methods.krr_st.config methods.mkdt.config",  # typed configs, the method registry
-    "parsing tracking data image_store image_processing barlow_twins model_folder dsa",  # command lines, data, maths
-    "learners modeling batch_norm teachers teacher_cache checkpoint memory subsets targets training_loop "
+    "parsing tracking data image_store image_processing barlow_twins checkpoint model_folder dsa",  # I/O, maths
+    "learners modeling batch_norm teachers teacher_cache memory subsets targets training_loop "
     "methods.krr_st.pool methods.krr_st.memory methods.mkdt.matching",  # models, the loop
     "teacher_training teacher_import pretraining training_sets transfer distilled_set hub dataset_card model_cards "
     "trajectories",  # stages

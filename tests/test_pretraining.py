@@ -38,6 +38,29 @@ def test_pretrain_fits_the_targets_and_saves_an_auto_model(tiny_distilled, tmp_p
     assert preprocessing["image_mean"] == pytest.approx(list(distilled.mean))
 
 
+def test_a_stopped_run_resumes_from_latest_to_bitwise_the_uninterrupted_learner(tiny_distilled, tmp_path,
+                                                                                 interrupt_at):
+    import hf_ssdd.pretraining
+
+    def cfg(out, **overrides):
+        settings = dict(distilled=tiny_distilled, num_epochs=12, save_steps=4, logging_steps=5, report_to="none")
+        return PretrainConfig(output_dir=str(tmp_path / out), **{**settings, **overrides})
+
+    full = pretrain(cfg("full"))
+    interrupt_at(hf_ssdd.pretraining, "batch_indices", 6)
+    with pytest.raises(SystemExit, match="stopped by signal at step 6; resume with --resume_from_checkpoint latest"):
+        pretrain(cfg("stopped"))
+    stopped = tmp_path / "stopped"
+    assert sorted(p.name for p in stopped.iterdir()) == ["checkpoint-4", "checkpoint-6"]
+    with pytest.raises(ConfigError, match="incompatible config.*num_epochs"):
+        pretrain(cfg("stopped", num_epochs=13, resume_from_checkpoint="latest"))
+
+    assert pretrain(cfg("stopped", resume_from_checkpoint="latest")) == stopped
+    assert (stopped / "model.safetensors").read_bytes() == (full / "model.safetensors").read_bytes()
+    assert (stopped / "train_log.json").read_text() == (full / "train_log.json").read_text()
+    AutoModelForImageClassification.from_pretrained(stopped)
+
+
 def test_another_architecture_is_chosen_with_arch(tiny_distilled, tmp_path):
     cfg = PretrainConfig(distilled=tiny_distilled, arch="resnet10", num_epochs=1, output_dir=str(tmp_path / "r"),
                          report_to="none")

@@ -141,6 +141,32 @@ def test_the_papers_resnet18_with_a_cifar_stem_trains_and_teaches_a_distillation
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def test_a_stopped_run_resumes_from_latest_to_bitwise_the_uninterrupted_teacher(source, tmp_path, interrupt_at):
+    from transformers import AutoModel
+
+    path, _ = source
+
+    def cfg(out, **overrides):
+        return TeacherTrainConfig(dataset=path, max_steps=12, save_steps=5, output_dir=str(tmp_path / out),
+                                  **{**TINY, **overrides})
+
+    full = train_teacher(cfg("full"))
+    interrupt_at(data, "batch_indices", 7)  # Ctrl-C during step 7: it finishes, is checkpointed, the run exits
+    with pytest.raises(SystemExit, match="stopped by signal at step 7; resume with --resume_from_checkpoint latest"):
+        train_teacher(cfg("stopped"))
+    stopped = tmp_path / "stopped"
+    assert sorted(p.name for p in stopped.iterdir()) == ["checkpoint-5", "checkpoint-7"]
+    with pytest.raises(ConfigError, match="incompatible config.*learning_rate"):
+        train_teacher(cfg("stopped", learning_rate=1e-2, resume_from_checkpoint="latest"))
+
+    assert train_teacher(cfg("stopped", resume_from_checkpoint="latest")) == stopped
+    assert (stopped / "model.safetensors").read_bytes() == (full / "model.safetensors").read_bytes()
+    assert (stopped / "train_log.json").read_text() == (full / "train_log.json").read_text()
+    assert sorted(p.name for p in stopped.glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-7"]  # the newest 2
+    assert sorted(p.name for p in full.glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-5"]
+    AutoModel.from_pretrained(stopped)
+
+
 def test_non_empty_output_dir_is_refused_before_any_work(tmp_path, monkeypatch):
     out = tmp_path / "teacher"
     out.mkdir()

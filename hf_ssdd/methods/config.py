@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import ConfigError, SourceConfig, check_positive, report_to_field, trackers
+from ..config import CheckpointConfig, ConfigError, SourceConfig, check_positive, report_to_field, trackers
 from ..provenance import HUB_LICENSES
 from . import DEFAULT_METHOD, METHODS, owner_of
 
@@ -13,7 +13,7 @@ INITS = ("random", "high_loss")
 
 
 @dataclass
-class DistillConfig(SourceConfig):
+class DistillConfig(CheckpointConfig, SourceConfig):
     """Distil an unlabeled source into `num_synthetic` images and learnable target representations: the options of
     every method (a method's own config adds its hyperparameters)."""
 
@@ -62,18 +62,10 @@ class DistillConfig(SourceConfig):
         metadata={"role": "run", "help": "Memory the run may use on its device; default: 90% of what is free."},
     )
     seed: int = field(default=0, metadata={"help": "Seed of every random choice of the run."})
-    save_steps: int = field(default=1000, metadata={"role": "run", "help": "Write a checkpoint every N steps."})
-    save_total_limit: int | None = field(
-        default=2, metadata={"role": "run", "help": "Keep only the newest N checkpoints."}
-    )
     logging_steps: int = field(
         default=10, metadata={"role": "run", "help": "Log loss and learning rate every N steps."}
     )
     report_to: str = report_to_field()
-    resume_from_checkpoint: str | None = field(
-        default=None,
-        metadata={"role": "output", "help": "Checkpoint folder to resume from, or 'latest' in output_dir."},
-    )
     push_to_hub: str | None = field(
         default=None, metadata={"role": "output", "help": "Hub dataset repo id to upload the result to."}
     )

@@ -17,16 +17,13 @@ records beyond the common provenance, e.g. a learned step size).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
 import torch
 
-from ..checkpoint import (
-    list_checkpoints, load_checkpoint, resolve_checkpoint, rotate_checkpoints, save_checkpoint, stop_requests,
-)
-from ..config import ConfigError, check_compatible, check_output_dir, hyperparameters
+from ..checkpoint import Checkpoints, stop_requests
+from ..config import ConfigError, check_output_dir, hyperparameters
 from ..data import Normalization, describe_source
 from ..image_store import load_images
 from ..subsets import initial_indices
@@ -54,10 +51,8 @@ class Distiller:
         from ..teachers import Teacher
 
         check_output_dir(cfg.output_dir, cfg.overwrite_output_dir, resuming=bool(cfg.resume_from_checkpoint))
-        resume = resolve_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir) if cfg.resume_from_checkpoint else None
-        self.checkpoint = load_checkpoint(resume) if resume else None
-        if self.checkpoint is not None:
-            check_compatible(cfg, self.checkpoint["config"], f"checkpoint {str(resume)!r}")
+        self.checkpoints = Checkpoints.of(cfg)
+        self.checkpoint = self.checkpoints.resumed
         self.cfg = cfg
         self.accelerator = accelerator or stage_accelerator(cfg, mixed_precision=mixed_precision)
         acc = self.accelerator
@@ -108,7 +103,7 @@ class Distiller:
         raise NotImplementedError
 
     def state_dict(self) -> dict:
-        """Everything a resumed run needs (with `step`, `history`, `rng` and `config`). Every process calls it."""
+        """Everything a resumed run needs (with `step`, `history` and `rng`). Every process calls it."""
         raise NotImplementedError
 
     def load_state_dict(self, state: dict) -> None:
@@ -129,8 +124,7 @@ class Distiller:
 
     def base_state(self) -> dict:
         """The part of `state_dict` every method has."""
-        return {"step": self.step, "history": self.history, "rng": {"torch": torch.get_rng_state()},
-                "config": dataclasses.asdict(self.cfg)}
+        return {"step": self.step, "history": self.history, "rng": {"torch": torch.get_rng_state()}}
 
     def load_base_state(self, state: dict) -> None:
         self.step, self.history = state["step"], list(state["history"])
@@ -145,8 +139,7 @@ class Distiller:
         cfg, acc = self.cfg, self.accelerator
         if acc.is_main_process:
             Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
-            if cfg.overwrite_output_dir and not cfg.resume_from_checkpoint:
-                rotate_checkpoints(cfg.output_dir, keep=0)
+        self.checkpoints.begin(acc)
         start_trackers(acc, cfg, "distill")
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc="distilling", disable=not acc.is_main_process)
         start = time.perf_counter()
@@ -156,10 +149,9 @@ class Distiller:
                 try:
                     loss = self.outer_step()
                 except NonFiniteLossError as err:
-                    last = list_checkpoints(cfg.output_dir)
                     raise NonFiniteLossError(
                         f"outer loss is {err} at step {self.step}; the last good checkpoint is "
-                        f"{str(last[-1]) if last else 'none'}. {self.nan_advice}"
+                        f"{self.checkpoints.last()}. {self.nan_advice}"
                     ) from None
                 self.history.append(loss)
                 bar.update(1)
@@ -193,12 +185,7 @@ class Distiller:
 
     def save_checkpoint(self) -> None:
         """`output_dir/checkpoint-<step>/`, written by the main process only, then old ones rotated out."""
-        acc = self.accelerator
-        state = self.state_dict()
-        if acc.is_main_process:
-            save_checkpoint(state, Path(self.cfg.output_dir) / f"checkpoint-{self.step}")
-            rotate_checkpoints(self.cfg.output_dir, self.cfg.save_total_limit)
-        acc.wait_for_everyone()
+        self.checkpoints.save(self.state_dict(), self.step, self.accelerator)
 
     def result(self):
         """The current synthetic set as a `DistilledSet` with its provenance; local folders are named, never located."""
