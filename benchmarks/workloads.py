@@ -100,5 +100,5 @@ def resnet18_cifar_teacher(folder: Path, hidden_sizes: list[int] | None = None) 
         torch.manual_seed(0)
         widths = {"hidden_sizes": hidden_sizes} if hidden_sizes else {}
         TorchvisionResNetModel(TorchvisionResNetConfig.preset("resnet18", stem="cifar", **widths)).save_pretrained(path)
-        save_preprocessor(path, 32, [0.5071, 0.4865, 0.4409], [0.2673, 0.2564, 0.2762])  # CIFAR-100's statistics
+        save_preprocessor(path, 32, [0.5071, 0.4866, 0.4409], [0.2673, 0.2564, 0.2762])  # the authors' CIFAR-100, 32 px
     return str(path)

@@ -153,12 +153,12 @@ class TeacherImportConfig(EncoderConfig, ModelFolderConfig):
     )
     image_mean: list[float] | None = field(
         default=None,
-        metadata={"help": "Per-channel mean in [0, 1] the checkpoint was trained with (CIFAR: 0.4914 0.4822 0.4465; "
+        metadata={"help": "Per-channel mean in [0, 1] the checkpoint was trained with (CIFAR-10: 0.4914 0.4822 0.4465; "
                           "ImageNet: 0.485 0.456 0.406). Required."},
     )
     image_std: list[float] | None = field(
         default=None,
-        metadata={"help": "Per-channel std the checkpoint was trained with (CIFAR: 0.247 0.243 0.261; ImageNet: "
+        metadata={"help": "Per-channel std the checkpoint was trained with (CIFAR-10: 0.2470 0.2435 0.2616; ImageNet: "
                           "0.229 0.224 0.225). Required."},
     )
     output_dir: str = field(
@@ -177,7 +177,7 @@ class TeacherImportConfig(EncoderConfig, ModelFolderConfig):
             if value is None:
                 raise ConfigError(
                     f"no --{name}: give the normalisation the checkpoint was trained with, as --image_mean and "
-                    "--image_std (CIFAR: 0.4914 0.4822 0.4465 / 0.247 0.243 0.261; ImageNet: 0.485 0.456 0.406 / "
+                    "--image_std (CIFAR-10: 0.4914 0.4822 0.4465 / 0.2470 0.2435 0.2616; ImageNet: 0.485 0.456 0.406 / "
                     "0.229 0.224 0.225); a wrong one silently spoils every target."
                 )
             if len(value) not in (1, self.num_channels):

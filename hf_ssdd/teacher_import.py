@@ -1,7 +1,7 @@
 r"""`import-teacher`: a ResNet trained elsewhere with Barlow Twins, SimCLR, BYOL, ... made into a teacher folder.
 
     hf-ssdd import-teacher barlow_twins_resnet18_cifar100.pt --arch resnet18 --stem cifar \
-        --image_mean 0.5071 0.4865 0.4409 --image_std 0.2673 0.2564 0.2762 --output_dir teacher  # CIFAR-100 stats
+        --image_mean 0.5071 0.4866 0.4409 --image_std 0.2673 0.2564 0.2762 --output_dir teacher  # the authors' 32 px
     hf-ssdd distill --teacher teacher ...
 
 The checkpoint holds a backbone in torchvision's layout (`conv1.weight`, `bn1.*`, `layer1.0.conv1.weight`,

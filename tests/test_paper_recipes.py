@@ -106,6 +106,33 @@ def test_every_paper_config_parses_into_its_typed_config(source):
                                                                            distill.teacher)
 
 
+# The normalisation the authors feed their teacher (db-Lee/selfsup_dd, data/augmentation.py: MEAN and STD by image
+# side): {(their dataset name, side): (mean, std)}. A recipe's teacher sees what theirs saw.
+AUTHORS_NORMALIZATION = {
+    ("cifar100", 32): ((0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762)),
+    ("tinyimagenet", 64): ((0.4802, 0.4481, 0.3975), (0.2770, 0.2691, 0.2821)),
+    ("imagenet", 64): ((0.4810, 0.4574, 0.4078), (0.2633, 0.2560, 0.2708)),
+}
+THEIR_NAME = {"cifar100": "cifar100", "tinyimagenet": "tinyimagenet", "imagenet64": "imagenet"}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_each_recipes_teacher_is_normalised_as_the_authors_normalise_theirs(source):
+    cfg = parse_config(TeacherTrainConfig, ["--config", str(PAPER / source / "teacher.yaml")])
+    mean, std = AUTHORS_NORMALIZATION[THEIR_NAME[source], cfg.resolution]
+    assert (tuple(cfg.mean), tuple(cfg.std)) == (mean, std)
+
+
+def test_every_cifar100_normalisation_the_docs_give_is_the_authors_at_32_px():
+    """The README's and `import-teacher`'s example import the authors' CIFAR-100 teacher; the stand-in teacher of the
+    benchmarks is its shape. Each names the authors' 32 px values, not the 64 px ones (green 0.4865)."""
+    mean, std = AUTHORS_NORMALIZATION["cifar100", 32]
+    values = " ".join(map(str, mean)) + " --image_std " + " ".join(map(str, std))
+    for path in ("README.md", "hf_ssdd/teacher_import.py"):
+        assert f"--image_mean {values}" in (ROOT / path).read_text(), path
+    assert f"save_preprocessor(path, 32, {list(mean)}, {list(std)})" in (ROOT / "benchmarks/workloads.py").read_text()
+
+
 def test_the_three_sources_share_the_papers_seven_targets_and_their_fine_tuning_steps():
     targets = [dataclasses.asdict(t) for t in benchmark("cifar100").targets]
     assert all([dataclasses.asdict(t) for t in benchmark(source).targets] == targets for source in SOURCES)
