@@ -107,7 +107,18 @@ def describe_source(dataset: str, revision: str | None = None) -> tuple[dict, di
 
 
 def load_source(dataset: str, config: str | None = None, split: str = "train", revision: str | None = None):
-    """A `datasets.Dataset` from a built-in name, a local folder (imagefolder, parquet, save_to_disk) or a Hub id."""
+    """A `datasets.Dataset` from a built-in name, a local folder (imagefolder, parquet, save_to_disk) or a Hub id.
+
+    A first load converts the files to `datasets`' Arrow cache, and the conversion leaves its buffers in Arrow's
+    memory pool (0.27 GB after 56,000 PNG 64x64 images, for the whole run): they are handed back here."""
+    import pyarrow
+
+    loaded = _load_source(dataset, config, split, revision)
+    pyarrow.default_memory_pool().release_unused()
+    return loaded
+
+
+def _load_source(dataset: str, config: str | None, split: str, revision: str | None):
     import datasets
 
     if dataset in BUILTIN_SOURCES:
@@ -209,16 +220,29 @@ class Normalization:
 
     @classmethod
     def measure(cls, images: torch.Tensor, chunk: int = 4096) -> "Normalization":
-        """Mean and std per channel of uint8 images `(N, C, H, W)` (or float pixels in [0, 1]), in float64 to avoid
-        drift on large N."""
-        total = torch.zeros(images.shape[1], dtype=torch.float64)
-        squares = torch.zeros_like(total)
-        for start in range(0, len(images), chunk):
-            x = images[start : start + chunk].double()
-            x = x / 255 if images.dtype == torch.uint8 else x
-            total += x.sum((0, 2, 3))
-            squares += (x * x).sum((0, 2, 3))
-        count = images.numel() / images.shape[1]
+        """Mean and std per channel of uint8 images `(N, C, H, W)` (or float pixels in [0, 1]).
+
+        uint8 images are counted, not summed: a histogram of the 256 values per channel, `chunk` images at a time,
+        gives both moments exactly and never holds more than one uint8 channel of a chunk (a float64 copy of 4,096
+        64x64 RGB images and its square were 0.8 GB at once, in every process). Float pixels are summed in float64,
+        256 images at a time."""
+        channels = images.shape[1]
+        if images.dtype == torch.uint8:
+            counts = torch.zeros(channels, 256, dtype=torch.int64)
+            for start in range(0, len(images), chunk):
+                part = images[start : start + chunk]
+                for c in range(channels):
+                    counts[c] += torch.bincount(part[:, c].flatten(), minlength=256)
+            values = torch.arange(256, dtype=torch.float64) / 255
+            total, squares = counts.double() @ values, counts.double() @ (values * values)
+        else:
+            total = torch.zeros(channels, dtype=torch.float64)
+            squares = torch.zeros_like(total)
+            for start in range(0, len(images), 256):
+                x = images[start : start + 256].double()
+                total += x.sum((0, 2, 3))
+                squares += (x * x).sum((0, 2, 3))
+        count = images.numel() / channels
         mean = total / count
         std = (squares / count - mean * mean).clamp_min(1e-12).sqrt()
         return cls(tuple(mean.tolist()), tuple(std.tolist()))

@@ -174,18 +174,27 @@ def decode_into(
         for start, stop in tqdm(parts, desc="decoding images", leave=False):
             out[start:stop] = _decode_rows(start, stop, *task)
         return
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from itertools import islice
     from multiprocessing import get_all_start_methods, get_context
 
     # fork where there is one, as torch's DataLoader does: a worker starts at once (spawn re-imports torch and
     # datasets, ~20 s per worker on a busy machine) and shares this process's Arrow mapping; it runs PIL and numpy
     # only, never torch or CUDA, so what it inherits of them is never used
     context = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
+    # at most 2 chunks per worker in flight, each dropped once written: holding every decoded chunk until the pool
+    # is done kept a second copy of the whole source in this process's memory
+    todo, bar = iter(parts), tqdm(total=len(parts), desc="decoding images", leave=False)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=task) as pool:
-        futures = {pool.submit(_decode_in_worker, start, stop): (start, stop) for start, stop in parts}
-        for future in tqdm(as_completed(futures), total=len(futures), desc="decoding images", leave=False):
-            start, stop = futures[future]
-            out[start:stop] = future.result()
+        pending = {pool.submit(_decode_in_worker, *part): part for part in islice(todo, 2 * workers)}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                start, stop = pending.pop(future)
+                out[start:stop] = future.result()
+                bar.update()
+            pending.update({pool.submit(_decode_in_worker, *part): part for part in islice(todo, len(done))})
+    bar.close()
 
 
 def usable_cores() -> int:

@@ -66,6 +66,17 @@ def test_normalization_measured_and_inverted():
     assert given == Normalization((0.5,) * 3, (0.25,) * 3)
 
 
+def test_the_normalisation_of_uint8_images_is_their_float64_moments_over_any_chunking():
+    images = torch.randint(0, 256, (103, 3, 5, 5), dtype=torch.uint8)
+    pixels = images.double() / 255
+    want = pixels.mean((0, 2, 3)).tolist(), pixels.std((0, 2, 3), correction=0).tolist()
+    for chunk in (7, 103, 4096):
+        norm = Normalization.measure(images, chunk=chunk)
+        assert norm.mean == pytest.approx(want[0], rel=1e-12) and norm.std == pytest.approx(want[1], rel=1e-12)
+    floats = Normalization.measure(pixels.float())
+    assert floats.mean == pytest.approx(want[0], rel=1e-6) and floats.std == pytest.approx(want[1], rel=1e-6)
+
+
 def test_augmentation_equals_a_naive_crop_and_flip():
     x = torch.randn(16, 2, 9, 9)
     aug = Augmentation.sample(16, padding=3, flip=True, generator=step_generator(0, 5))
