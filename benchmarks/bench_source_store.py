@@ -1,6 +1,6 @@
 """bench_source_store: a large PNG source decoded once per node into one mapped file, against a copy per process.
 
-    python benchmarks/bench_source_store.py [--images 200000] [--batches 20]
+    python benchmarks/bench_source_store.py [--images 200000] [--batches 20] [--only store|distill]
 
 Builds, in a temporary folder, a parquet folder of `--images` PNG-encoded 64x64 RGB images (random smooth images:
 8x8 noise, bilinearly upsampled), the shape of ImageNet 64x64. Then runs each way of loading it on 1 and on 2
@@ -15,7 +15,14 @@ Each process then does what `distill` does with the source: measures its normali
 and reads `--batches` random batches of 256 (normalised float32). It reports its load time and its anonymous memory
 (`RssAnon` of /proc/self/status: memory that is its own, not shared) after the imports, after loading and measuring,
 and after the batches; `RssFile` is the page cache it maps (shared between processes). Decoding throughput is
-`--images` over the 1-process load time. The last line is the headline.
+`--images` over the 1-process load time.
+
+Then a whole `distill` on 2 processes (`torch.distributed.run --nproc_per_node 2`, on CPU: the memory is the
+host's), KRR-ST for 3 steps with a 2-layer ViT teacher at 64x64, on 2,000 of these images and on all `--images`,
+each first with empty caches (the process that converts the parquet to Arrow and decodes the store is rank 0) and
+then again with both caches warm. A thread in each process samples its anonymous memory (`Anonymous` of
+/proc/self/smaps_rollup) every 20 ms; each reports it at its start (before the imports), at its peak and at the
+end. The last line is the headline: how much more a process's peak is on the large source than on 2,000 images.
 """
 
 from __future__ import annotations
@@ -121,15 +128,89 @@ def launch(mode: str, processes: int, source: Path, cache_dir: Path, batches: in
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# A whole distill on 2 processes
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def anonymous() -> float:
+    """`Anonymous` of /proc/self/smaps_rollup, GB: memory that is this process's own (the mapped store is not)."""
+    text = Path("/proc/self/smaps_rollup").read_text()
+    return int(next(line for line in text.splitlines() if line.startswith("Anonymous:")).split()[1]) * 1024 / GB
+
+
+def distill_worker(source: str, teacher: str, output_dir: str) -> dict:
+    """One process of a 3-step KRR-ST distillation of `source`, its anonymous memory sampled every 20 ms."""
+    import threading
+
+    start = anonymous()  # before hf-ssdd, torch and datasets are imported
+    peak = [start]
+
+    def sample():
+        while True:
+            peak[0] = max(peak[0], anonymous())
+            time.sleep(0.02)
+
+    threading.Thread(target=sample, daemon=True).start()
+    from hf_ssdd.methods.krr_st.config import KRRSTConfig
+    from hf_ssdd.methods.krr_st.distiller import KRRSTDistiller
+
+    cfg = KRRSTConfig(dataset=source, teacher=teacher, num_synthetic=10, max_steps=3, batch_size=64, learner_width=8,
+                      pool_steps=2, output_dir=output_dir, save_steps=100, report_to="none")
+    KRRSTDistiller(cfg).train()
+    end = anonymous()
+    return {"rank": int(os.environ["RANK"]), "start": start, "peak": max(peak[0], end), "end": end}
+
+
+def launch_distill(source: Path, teacher: str, caches: Path, output_dir: Path) -> list[dict]:
+    """`distill_worker` on 2 processes started by torch's launcher, with `caches` as both caches; reports by rank."""
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_DATASETS_CACHE": str(caches / "arrow"),
+           "HF_SSDD_IMAGE_CACHE": str(caches / "images")}
+    shutil.rmtree(output_dir, ignore_errors=True)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", __file__,
+                           "--distill_worker", str(source), teacher, str(output_dir)],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"distill on 2 processes failed:\n{proc.stderr[-2000:]}"
+    return [json.loads((output_dir.parent / f"memory-{rank}.json").read_text()) for rank in range(2)]
+
+
+def run_distill(folder: Path, images: int) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from workloads import small_vit_teacher
+
+    teacher = small_vit_teacher(folder, side=64)
+    rows = []
+    for n in sorted({min(2000, images), images}):
+        (folder / f"distill-{n}").mkdir()
+        source = build_source(folder / f"distill-{n}", n)
+        caches = folder / f"distill-caches-{n}"
+        for state in ("cold", "warm"):
+            for r in launch_distill(source, teacher, caches, folder / "distilled"):
+                rows.append((n, state, r))
+    print("\n| source images | caches | rank | anonymous GB: start | peak | end |")
+    print("|---|---|---|---|---|---|")
+    for n, state, r in rows:
+        print(f"| {n} | {state} | {r['rank']} | {r['start']:.2f} | {r['peak']:.2f} | {r['end']:.2f} |")
+    small, large = min(n for n, _, _ in rows), max(n for n, _, _ in rows)
+    growth = {state: max(r["peak"] for n, s, r in rows if (n, s) == (large, state))
+              - max(r["peak"] for n, s, r in rows if (n, s) == (small, state)) for state in ("cold", "warm")}
+    print(f"\nbench_source_store distill: a process's peak anonymous memory on {large} images "
+          f"({large * 3 * 64 * 64 / GB:.2f} GB decoded) minus on {small}, 2 processes: {growth['cold']:+.2f} GB with "
+          f"empty caches, {growth['warm']:+.2f} GB with warm ones")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def main(images: int, batches: int) -> None:
+def main(images: int, batches: int, only: str | None) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench_source_store-"))
     os.environ["HF_DATASETS_CACHE"] = str(folder / "hf_datasets")  # the parquet's Arrow cache stays in `folder`
     try:
-        run(folder, images, batches)
+        if only != "distill":
+            run(folder, images, batches)
+        if only != "store":
+            run_distill(folder, images)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -171,10 +252,15 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=200_000, help="source size (ImageNet 64x64: 1,281,167)")
     parser.add_argument("--batches", type=int, default=20, help="random batches of 256 each process reads")
+    parser.add_argument("--only", choices=("store", "distill"), help="run one of the two parts only")
     parser.add_argument("--worker", nargs=4, metavar=("MODE", "SOURCE", "CACHE", "BATCHES"), help=argparse.SUPPRESS)
+    parser.add_argument("--distill_worker", nargs=3, metavar=("SOURCE", "TEACHER", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         mode, source, cache_dir, batches = args.worker
         print(json.dumps(worker(mode, source, cache_dir, int(batches))))
+    elif args.distill_worker:
+        report = distill_worker(*args.distill_worker)  # beside the output folder: 2 processes share one stdout
+        (Path(args.distill_worker[2]).parent / f"memory-{report['rank']}.json").write_text(json.dumps(report))
     else:
-        main(args.images, args.batches)
+        main(args.images, args.batches, args.only)
