@@ -9,8 +9,8 @@
                                 RNG state, resolved config
 
 No pickle (`accelerate`'s `save_state` writes one, and is not atomic): a checkpoint is tensors and JSON, so reading
-one runs no code. `distill` keeps its own loop; `train-teacher` and `pretrain` share `Checkpoints`, which
-`training_loop.run_steps` writes and resumes.
+one runs no code. `distill` (in its own loop), `train-teacher` and `pretrain` (in `training_loop.run_steps`) all
+write and resume through `Checkpoints`.
 
 A folder that is not complete (no `state.json`, unreadable tensors) is never renamed to `checkpoint-N`, and is
 reported as corrupt if met anyway.
@@ -147,7 +147,7 @@ def stop_requests():
 @dataclass
 class Checkpoints:
     """Where a run of `training_loop.run_steps` checkpoints (`output_dir/checkpoint-N/` every `save_steps` steps, the
-    newest `keep`) and the state it resumes from (`resumed`, read from `resumed_from`).
+    newest `keep`) and the state it resumes from (`resumed`).
 
     `Checkpoints.of(cfg)` reads `cfg.resume_from_checkpoint` (a folder, or `latest` in `cfg.output_dir`) before any
     work is done, and refuses a checkpoint whose config differs in a hyperparameter (`config.check_compatible`)."""
@@ -157,7 +157,6 @@ class Checkpoints:
     keep: int | None
     config: dict  # the run's config as given, saved in each checkpoint and checked on resume
     resumed: dict | None = None
-    resumed_from: Path | None = None
 
     @classmethod
     def of(cls, cfg) -> Checkpoints:
@@ -166,7 +165,7 @@ class Checkpoints:
         state = load_checkpoint(resume) if resume else None
         if state is not None:
             check_compatible(cfg, state["config"], f"checkpoint {str(resume)!r}")
-        return cls(Path(cfg.output_dir), cfg.save_steps, cfg.save_total_limit, dataclasses.asdict(cfg), state, resume)
+        return cls(Path(cfg.output_dir), cfg.save_steps, cfg.save_total_limit, dataclasses.asdict(cfg), state)
 
     def begin(self, accelerator) -> None:
         """A fresh run drops the checkpoints an older run left in output_dir (`--overwrite_output_dir`), so that

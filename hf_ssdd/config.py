@@ -177,7 +177,7 @@ def check_output_dir(output_dir: str, overwrite: bool, resuming: bool = False) -
     if out.is_dir() and any(out.iterdir()) and not (overwrite or resuming):
         raise ConfigError(
             f"output_dir={output_dir!r} is not empty; pass --overwrite_output_dir, "
-            "--resume_from_checkpoint latest (distill), or another --output_dir."
+            "--resume_from_checkpoint latest (a stopped distill, train-teacher or pretrain), or another --output_dir."
         )
 
 
